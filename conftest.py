@@ -1,0 +1,163 @@
+"""Test harness: run every notebook under each start method, and check it cleaned up.
+
+nbval (``--nbval-lax``, set in pyproject.toml) executes notebooks cell by cell. This
+file swaps nbval's collector for one that runs each notebook once per start method:
+
+    notebooks/01_processes.ipynb::spawn::Cell 3
+
+The start method is chosen from outside the notebook: the kernel starts with an
+IPython startup file (in a temporary IPYTHONDIR) that calls
+``multiprocessing.set_start_method(...)``. Notebooks hold no test-only code.
+
+After a notebook's last cell, before the kernel is stopped, the harness fails the
+notebook if the kernel still has child processes (other than multiprocessing's own
+resource tracker and fork server) or if new shared-memory segments are left in
+/dev/shm. After the kernel stops, every process it started must be gone.
+
+Choose methods with ``--start-method spawn`` (repeatable); default: all available.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from nbval.plugin import IPyNbFile
+
+ROOT = Path(__file__).resolve().parent
+NOTEBOOKS = ROOT / "notebooks"
+SHM = Path("/dev/shm")
+# Processes multiprocessing starts for its own bookkeeping; they exit with the kernel.
+BOOKKEEPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+
+STARTUP = """\
+import multiprocessing, os
+_method = os.environ.get("COURSE_START_METHOD")
+if _method:
+    multiprocessing.set_start_method(_method, force=True)
+del _method
+"""
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--start-method",
+        action="append",
+        choices=["fork", "spawn", "forkserver"],
+        help="run notebooks under this start method (repeatable; default: every available one)",
+    )
+
+
+def pytest_configure(config):
+    methods = config.getoption("start_method") or ["fork", "spawn", "forkserver"]
+    available = multiprocessing.get_all_start_methods()
+    config.course_start_methods = [m for m in methods if m in available]
+    ipython_dir = Path(tempfile.mkdtemp(prefix="course-ipython-"))
+    startup = ipython_dir / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-start-method.py").write_text(STARTUP)
+    config.course_ipython_dir = ipython_dir
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collect_file(file_path, parent):
+    outcome = yield
+    if file_path.suffix != ".ipynb":
+        return
+    results = [r for r in outcome.get_result() if not isinstance(r, IPyNbFile)]
+    if len(results) != len(outcome.get_result()):  # nbval collected it: run it per method
+        results.append(NotebookRuns.from_parent(parent, path=file_path))
+    outcome.force_result(results)
+
+
+class NotebookRuns(pytest.File):
+    """One notebook; its children are one nbval run per start method."""
+
+    def collect(self):
+        for method in self.config.course_start_methods:
+            yield StartMethodRun.from_parent(
+                self, path=self.path, name=method, nodeid=f"{self.nodeid}::{method}"
+            )
+
+
+def _shm_names() -> set[str]:
+    return set(os.listdir(SHM)) if SHM.is_dir() else set()
+
+
+def _is_bookkeeper(proc: psutil.Process) -> bool:
+    try:
+        return any(name in " ".join(proc.cmdline()) for name in BOOKKEEPERS)
+    except psutil.Error:
+        return True  # already gone
+
+
+def _describe(proc: psutil.Process) -> str:
+    try:
+        return f"pid {proc.pid} ({proc.status()}): {' '.join(proc.cmdline())[:120]}"
+    except psutil.Error:
+        return f"pid {proc.pid} (gone)"
+
+
+class StartMethodRun(IPyNbFile):
+    """nbval's notebook collector, with a start method and a leftovers check."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.compare_outputs = False  # lax: run every cell, compare no outputs
+
+    def setup(self):
+        self._shm_before = _shm_names()
+        saved = {k: os.environ.get(k) for k in ("COURSE_START_METHOD", "IPYTHONDIR")}
+        os.environ["COURSE_START_METHOD"] = self.name
+        os.environ["IPYTHONDIR"] = str(self.config.course_ipython_dir)
+        try:
+            super().setup()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    def teardown(self):
+        problems = []
+        started = []
+        kernel = self.kernel
+        if kernel is not None and kernel.is_alive():
+            kernel_proc = psutil.Process(kernel.km.provisioner.pid)
+            # Give processes that are already exiting a moment to be reaped.
+            deadline = time.monotonic() + 3
+            while True:
+                started = kernel_proc.children(recursive=True)
+                leftovers = [p for p in started if not _is_bookkeeper(p)]
+                if not leftovers or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            if leftovers:
+                problems.append(
+                    "child processes still running after the last cell "
+                    "(join or close every Process and Pool):\n  "
+                    + "\n  ".join(_describe(p) for p in leftovers)
+                )
+            new_shm = sorted(_shm_names() - self._shm_before)
+            if new_shm:
+                problems.append(
+                    "shared memory left in /dev/shm after the last cell "
+                    f"(close() and unlink() every SharedMemory): {new_shm}"
+                )
+        super().teardown()
+        gone, alive = psutil.wait_procs(started, timeout=10)
+        if alive:
+            problems.append(
+                "processes still alive 10 s after the kernel stopped:\n  "
+                + "\n  ".join(_describe(p) for p in alive)
+            )
+            for proc in alive:
+                proc.kill()
+        if problems:
+            pytest.fail(f"{self.nodeid}: " + "\n".join(problems), pytrace=False)

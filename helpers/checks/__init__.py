@@ -1,0 +1,85 @@
+"""Exercise checks: each chapter has a module here (``helpers.checks.processes``, ...).
+
+A check prints a short verdict when the learner's answer is right, and raises
+:class:`ExerciseFailed` with a specific hint when it is not. In JupyterLab the failure
+shows as one line with the hint, not a long traceback.
+"""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+import types
+from typing import Any, NoReturn
+
+__all__ = ["ExerciseFailed", "passed", "fail", "expect", "LearnerFunction"]
+
+
+class ExerciseFailed(AssertionError):
+    """An exercise answer is not right yet; the message says what to look at."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython calls this instead of printing the full traceback.
+        return [f"Not yet: {self}"]
+
+
+def passed(message: str) -> None:
+    """Print the verdict for a correct answer."""
+    print(f"Correct: {message}")
+
+
+def fail(hint: str) -> NoReturn:
+    """Stop the check with a hint for the learner."""
+    raise ExerciseFailed(hint)
+
+
+def expect(condition: bool, hint: str) -> None:
+    """Fail with ``hint`` unless ``condition`` holds."""
+    if not condition:
+        fail(hint)
+
+
+class LearnerFunction:
+    """A function written in a notebook cell, made runnable in a spawned child.
+
+    A notebook function cannot be pickled to a spawn or forkserver child (the child
+    cannot import ``__main__`` of a kernel). This wrapper carries the function's source
+    and re-creates it in the child, so a check can run the learner's worker in a real
+    process. Modules the function uses as globals (``time``, ``os``, ...) are imported
+    again in the child; other globals are not available.
+    """
+
+    def __init__(self, func: Any):
+        if not isinstance(func, types.FunctionType):
+            raise TypeError(f"func must be a function defined with def, got {type(func).__name__}")
+        if func.__name__ == "<lambda>":
+            raise TypeError("func must be a function defined with def, not a lambda")
+        try:
+            source = inspect.getsource(func)
+        except (OSError, TypeError) as exc:
+            raise ValueError(f"cannot read the source of {func.__name__}: {exc}") from None
+        self.name = func.__name__
+        self.source = textwrap.dedent(source)
+        self.modules = {
+            name: value.__name__
+            for name, value in func.__globals__.items()
+            if isinstance(value, types.ModuleType) and name in func.__code__.co_names
+        }
+        self._func: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"name": self.name, "source": self.source, "modules": self.modules, "_func": None}
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._func is None:
+            import importlib
+
+            namespace: dict[str, Any] = {"__name__": "__learner__"}
+            for alias, module in self.modules.items():
+                namespace[alias] = importlib.import_module(module)
+            exec(compile(self.source, f"<exercise {self.name}>", "exec"), namespace)
+            self._func = namespace[self.name]
+        return self._func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"LearnerFunction({self.name})"

@@ -1,0 +1,74 @@
+"""Small, deterministic jobs that chapters share: CPU-bound work and simulated downloads."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from helpers import timeline
+
+__all__ = ["busy_sum", "timed_busy_sum", "calibrate", "fake_download", "URLS"]
+
+# Offline stand-ins for the pages a scraper would fetch (nothing is downloaded).
+URLS = ("https://example.org/a", "https://example.org/b", "https://example.org/c")
+
+
+def _check_count(n: Any, name: str = "n") -> int:
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"{name} must be an int, got {type(n).__name__}")
+    if n < 0:
+        raise ValueError(f"{name} must be >= 0, got {n}")
+    return n
+
+
+def _check_seconds(seconds: Any, name: str = "seconds") -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(seconds).__name__}")
+    if seconds < 0:
+        raise ValueError(f"{name} must be >= 0, got {seconds}")
+    return float(seconds)
+
+
+def busy_sum(n: int) -> int:
+    """CPU-bound pure-Python loop (holds the GIL): the sum of i*i % 7 for i < n."""
+    _check_count(n)
+    total = 0
+    for i in range(n):
+        total += i * i % 7
+    return total
+
+
+def timed_busy_sum(label: str, n: int) -> timeline.Span:
+    """Run :func:`busy_sum` and return the span it took (label, pid, thread, times)."""
+    with timeline.record(label) as rec:
+        busy_sum(n)
+    return rec.span
+
+
+def calibrate(seconds: float = 0.2) -> int:
+    """Return n such that ``busy_sum(n)`` takes about ``seconds`` on this machine."""
+    seconds = _check_seconds(seconds)
+    if seconds == 0:
+        raise ValueError("seconds must be > 0")
+    n = 20_000
+    while True:
+        start = time.perf_counter()
+        busy_sum(n)
+        took = time.perf_counter() - start
+        if took > 0.05:
+            return max(1, int(n * seconds / took))
+        n *= 4
+
+
+def fake_download(url: str, seconds: float = 0.3, sink: Any = None) -> timeline.Span:
+    """Pretend to download ``url`` (sleep ``seconds``) and return the span it took.
+
+    With ``sink`` (a queue or list), the span is also delivered there: use that from a
+    ``Process``, which has no return value.
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str, got {type(url).__name__}")
+    seconds = _check_seconds(seconds)
+    with timeline.record(url.rsplit("/", 1)[-1] or url, sink=sink) as rec:
+        time.sleep(seconds)
+    return rec.span
