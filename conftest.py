@@ -14,6 +14,9 @@ notebook if the kernel still has child processes (other than multiprocessing's o
 resource tracker and fork server) or if new shared-memory segments are left in
 /dev/shm. After the kernel stops, every process it started must be gone.
 
+Any output on stderr (a warning, a child's traceback) fails the cell unless the cell
+is tagged ``raises-exception``: learners should see no stray warnings or tracebacks.
+
 Choose methods with ``--start-method spawn`` (repeatable); default: all available.
 """
 
@@ -27,7 +30,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from nbval.plugin import IPyNbFile
+from nbval.plugin import IPyNbCell, IPyNbFile
 
 ROOT = Path(__file__).resolve().parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -73,6 +76,30 @@ def pytest_collect_file(file_path, parent):
     if len(results) != len(outcome.get_result()):  # nbval collected it: run it per method
         results.append(NotebookRuns.from_parent(parent, path=file_path))
     outcome.force_result(results)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    result = yield  # re-raises if the cell itself failed
+    if isinstance(item, IPyNbCell) and "raises-exception" not in item.cell.metadata.get(
+        "tags", []
+    ):
+        _fail_on_stderr(item)
+    return result
+
+
+def _fail_on_stderr(item):
+    stderr = "".join(
+        out.get("text", "")
+        for out in getattr(item, "test_outputs", [])
+        if out.get("output_type") == "stream" and out.get("name") == "stderr"
+    )
+    if stderr.strip():
+        pytest.fail(
+            f"cell wrote to stderr (a warning or traceback a learner would see); fix it, or tag "
+            f"the cell raises-exception if the error is the lesson:\n{stderr}",
+            pytrace=False,
+        )
 
 
 class NotebookRuns(pytest.File):
