@@ -81,9 +81,7 @@ def pytest_collect_file(file_path, parent):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     result = yield  # re-raises if the cell itself failed
-    if isinstance(item, IPyNbCell) and "raises-exception" not in item.cell.metadata.get(
-        "tags", []
-    ):
+    if isinstance(item, IPyNbCell) and "raises-exception" not in item.cell.metadata.get("tags", []):
         _fail_on_stderr(item)
     return result
 

@@ -101,9 +101,7 @@ class record:
         if not isinstance(label, str):
             raise TypeError(f"label must be a str, got {type(label).__name__}")
         if sink is not None and not (hasattr(sink, "put") or hasattr(sink, "append")):
-            raise TypeError(
-                f"sink must have a put() or append() method, got {type(sink).__name__}"
-            )
+            raise TypeError(f"sink must have a put() or append() method, got {type(sink).__name__}")
         self.label = label
         self.sink = sink
         self.span: Span | None = None
@@ -199,14 +197,23 @@ def plot_timeline(
     for s in sorted(spans, key=lambda s: s.start):
         order.setdefault(s.worker, len(order))
     colors = plt.get_cmap("tab10").colors
-    labels = sorted({s.label for s in spans}, key=lambda lab: min(s.start for s in spans if s.label == lab))
+    labels = sorted(
+        {s.label for s in spans}, key=lambda lab: min(s.start for s in spans if s.label == lab)
+    )
     color_of = {lab: colors[i % len(colors)] for i, lab in enumerate(labels)}
 
     for s in spans:
         row = order[s.worker]
         left, width = s.start - zero, s.duration
-        ax.barh(row, width, left=left, height=0.6, color=color_of[s.label], edgecolor="black",
-                linewidth=0.5)
+        ax.barh(
+            row,
+            width,
+            left=left,
+            height=0.6,
+            color=color_of[s.label],
+            edgecolor="black",
+            linewidth=0.5,
+        )
         ax.text(left + width / 2, row, s.label, ha="center", va="center", fontsize=8, clip_on=True)
 
     ax.set_yticks(range(len(order)), list(order))
@@ -246,9 +253,13 @@ def plot_comparison(
     checked = {title: _check_spans(spans, f"runs[{title!r}]") for title, spans in runs.items()}
     rows = max(len({s.worker for s in spans}) for spans in checked.values())
     fig, axes = plt.subplots(
-        1, len(checked), figsize=(5.5 * len(checked), 1.2 + 0.55 * rows),
-        sharex=True, squeeze=False, layout="constrained",
+        1,
+        len(checked),
+        figsize=(5.5 * len(checked), 1.2 + 0.55 * rows),
+        sharex=True,
+        squeeze=False,
+        layout="constrained",
     )
-    for ax, (title, spans) in zip(axes[0], checked.items()):
+    for ax, (title, spans) in zip(axes[0], checked.items(), strict=True):
         plot_timeline(spans, origin=origins.get(title), title=title, ax=ax)
     return fig

@@ -1,0 +1,231 @@
+"""Render the course notebooks as static HTML handouts.
+
+    python -m helpers.handouts --out build/handouts notebooks
+
+Executes each notebook once (in a kernel of this Python environment), then writes a
+learner edition (cells tagged ``solution`` removed) and an instructor edition (all
+cells), each with one self-contained HTML file per chapter and an ``index.html``.
+Links between chapters (``01_processes.ipynb``) are rewritten to ``.html``. The output
+folder is replaced only when every notebook rendered; a failure names the notebook
+and the cell, and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import html
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError
+from nbconvert import HTMLExporter
+from nbconvert.preprocessors import TagRemovePreprocessor
+
+TEMPLATE_DIR = Path(__file__).with_name("handout_template")
+EDITIONS = {"learner": {"solution"}, "instructor": set()}
+# [text](NN_topic.ipynb) or [text](NN_topic.ipynb#section), not http(s) links.
+LINK = re.compile(r"(\]\((?![a-z]+://)[^)\s]*?)\.ipynb(#[^)\s]*)?(\s+\"[^\"]*\")?\)")
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+class HandoutError(RuntimeError):
+    """A notebook failed to render; the message names the notebook and cell."""
+
+
+class _CurrentEnvKernels(KernelSpecManager):
+    """Always start the kernel with this Python, whatever kernelspecs the user has."""
+
+    def get_kernel_spec(self, kernel_name):
+        import ipykernel.kernelspec
+
+        return self.kernel_spec_class(
+            resource_dir=ipykernel.kernelspec.RESOURCES, **ipykernel.kernelspec.get_kernel_dict()
+        )
+
+
+def notebook_title(nb: nbformat.NotebookNode, fallback: str) -> str:
+    """The text of the first markdown heading, e.g. '01 · Processes'."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return fallback
+
+
+def rewrite_links(nb: nbformat.NotebookNode) -> None:
+    """Point links to other notebooks at their HTML handouts."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = LINK.sub(
+                lambda m: f"{m.group(1)}.html{m.group(2) or ''}{m.group(3) or ''})", cell.source
+            )
+
+
+def _drop_widget_views(nb: nbformat.NotebookNode) -> None:
+    """Static pages can't run widgets: keep their text form (e.g. a tqdm bar's last state)."""
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if WIDGET_VIEW in data and "text/plain" in data:
+                del data[WIDGET_VIEW]
+
+
+def execute(path: Path, timeout: int = 120) -> nbformat.NotebookNode:
+    """Run a notebook top to bottom in its own folder; raise HandoutError on failure."""
+    nb = nbformat.read(path, as_version=4)
+    km = KernelManager(kernel_name="python3", kernel_spec_manager=_CurrentEnvKernels())
+    client = NotebookClient(
+        nb,
+        km=km,
+        timeout=timeout,
+        resources={"metadata": {"path": str(path.parent)}},
+        # The kernel's own log (a notice about its local TCP transport) is noise here.
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+    )
+    with client.setup_kernel():
+        code_cells = 0
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            try:
+                client.execute_cell(cell, index)
+            except (CellExecutionError, CellTimeoutError) as exc:
+                raise HandoutError(
+                    f"{path.name}: code cell {code_cells} (cell {index} counting markdown) "
+                    f"failed:\n{exc}"
+                ) from None
+            code_cells += 1
+    return nb
+
+
+def render(nb: nbformat.NotebookNode, edition: str, resources: dict) -> str:
+    """HTML for one edition of an executed notebook."""
+    exporter = HTMLExporter(
+        extra_template_basedirs=[str(TEMPLATE_DIR.parent)],
+        template_name=TEMPLATE_DIR.name,
+    )
+    nb = copy.deepcopy(nb)
+    remove = EDITIONS[edition]
+    if remove:
+        nb, _ = TagRemovePreprocessor(remove_cell_tags=remove, enabled=True).preprocess(nb, {})
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    return body
+
+
+def index_page(chapters: list[tuple[str, str]], edition: str) -> str:
+    """The edition's table of contents: every chapter by title, linked."""
+    items = "\n".join(
+        f'    <li><a href="{html.escape(href)}">{html.escape(title)}</a></li>'
+        for href, title in chapters
+    )
+    note = (
+        "Exercise solutions are left out: work them out in JupyterLab, where each exercise "
+        "has a check cell."
+        if edition == "learner"
+        else "This edition includes the exercise solutions, marked <em>Solution</em>."
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Python multiprocessing, hands-on ({edition} edition)</title>
+  <style>
+    body {{ font-family: sans-serif; max-width: 46em; margin: 2em auto; padding: 0 1em;
+           line-height: 1.5; }}
+    ul {{ list-style: none; padding-left: 0; }}
+    li {{ margin: 0.4em 0; font-size: 1.1em; }}
+  </style>
+</head>
+<body>
+  <h1>Python multiprocessing, hands-on</h1>
+  <p>Handouts, {edition} edition. {note}</p>
+  <ul>
+{items}
+  </ul>
+</body>
+</html>
+"""
+
+
+def build(notebooks: list[Path], out: Path) -> None:
+    """Execute and render every notebook; replace ``out`` only if all succeeded."""
+    if not notebooks:
+        raise HandoutError("no notebooks found")
+    staging = Path(tempfile.mkdtemp(prefix="handouts-", dir=out.parent))
+    try:
+        executed = []
+        total = len(notebooks)
+        for number, path in enumerate(notebooks, 1):
+            print(f"[{number}/{total}] {path.name} ...", end=" ", flush=True)
+            start = time.perf_counter()
+            try:
+                nb = execute(path)
+            except HandoutError:
+                print("FAILED", flush=True)
+                raise
+            print(f"ok ({time.perf_counter() - start:.1f} s)", flush=True)
+            _drop_widget_views(nb)
+            rewrite_links(nb)
+            executed.append((path.with_suffix(".html").name, notebook_title(nb, path.stem), nb))
+        chapters = [(href, title) for href, title, _ in executed]
+        for edition in EDITIONS:
+            folder = staging / edition
+            folder.mkdir()
+            for i, (href, title, nb) in enumerate(executed):
+                resources = {
+                    "metadata": {"name": title},
+                    "course_edition": edition,
+                    "course_prev": _link(executed, i - 1),
+                    "course_next": _link(executed, i + 1),
+                }
+                (folder / href).write_text(render(nb, edition, resources), encoding="utf-8")
+            (folder / "index.html").write_text(index_page(chapters, edition), encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+        out.chmod(0o755)  # mkdtemp made it private
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _link(executed, i):
+    if 0 <= i < len(executed):
+        return {"href": executed[i][0], "title": executed[i][1]}
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="folder with NN_topic.ipynb notebooks")
+    parser.add_argument("--out", type=Path, default=Path("build/handouts"))
+    args = parser.parse_args(argv)
+    if not args.folder.is_dir():
+        parser.error(f"folder {args.folder} is not a directory")
+    notebooks = sorted(args.folder.glob("[0-9][0-9]_*.ipynb"))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        build(notebooks, args.out.resolve())
+    except HandoutError as exc:
+        print(f"\nHandouts not built: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"Wrote {args.out}/learner/ and {args.out}/instructor/ "
+        f"({len(notebooks)} chapters, {time.perf_counter() - start:.0f} s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

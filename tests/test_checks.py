@@ -1,0 +1,41 @@
+"""helpers.checks: verdicts, hints, and learner functions run in a spawned child."""
+
+import multiprocessing
+import time
+
+import pytest
+
+from helpers import checks
+
+
+def learner_square(x):
+    time.sleep(0)  # uses a module global: it must be re-imported in the child
+    return x * x
+
+
+def test_passed_prints_a_verdict(capsys):
+    checks.passed("all good")
+    assert capsys.readouterr().out == "Correct: all good\n"
+
+
+def test_expect_and_fail_raise_with_the_hint():
+    checks.expect(True, "unused")
+    with pytest.raises(checks.ExerciseFailed, match="look at join"):
+        checks.expect(False, "look at join")
+    with pytest.raises(AssertionError, match="hint"):
+        checks.fail("hint")
+    assert checks.ExerciseFailed("x")._render_traceback_() == ["Not yet: x"]
+
+
+def test_learner_function_runs_in_a_spawned_child():
+    func = checks.LearnerFunction(learner_square)
+    assert func(3) == 9
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        assert pool.map(func, [1, 2, 3]) == [1, 4, 9]
+
+
+def test_learner_function_rejects_what_it_cannot_carry():
+    with pytest.raises(TypeError, match="func"):
+        checks.LearnerFunction(len)
+    with pytest.raises(TypeError, match="lambda"):
+        checks.LearnerFunction(lambda x: x)

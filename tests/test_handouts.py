@@ -1,0 +1,151 @@
+"""The handout build: two editions, working links, embedded charts, loud failures."""
+
+import re
+import subprocess
+import sys
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from helpers import handouts
+
+
+def notebook(folder, name, cells):
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nbformat.write(nb, folder / name)
+
+
+def solution(source):
+    cell = new_code_cell(source)
+    cell.metadata["tags"] = ["solution"]
+    cell.metadata["jupyter"] = {"source_hidden": True}
+    return cell
+
+
+def build(src, out):
+    return subprocess.run(
+        [sys.executable, "-m", "helpers.handouts", "--out", str(out), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    src = tmp_path_factory.mktemp("notebooks")
+    notebook(
+        src,
+        "00_alpha.ipynb",
+        [
+            new_markdown_cell(
+                "# 00 · Alpha\nNext: [Beta](01_beta.ipynb), "
+                "[its part two](01_beta.ipynb#Part-two), "
+                "[docs](https://docs.python.org/3/library/multiprocessing.html)."
+            ),
+            new_code_cell(
+                "import matplotlib.pyplot as plt\nfrom helpers import timeline, work\n"
+                "timeline.plot_timeline([work.fake_download(u, 0.01) for u in work.URLS])\n"
+                "plt.show()"
+            ),
+            new_code_cell("answer = None  # your code here"),
+            solution("answer = 'SECRET-SOLUTION'"),
+            new_code_cell("assert answer.startswith('SECRET')\nprint('checked')"),
+        ],
+    )
+    notebook(
+        src,
+        "01_beta.ipynb",
+        [
+            new_markdown_cell("# 01 · Beta\nBack to [Alpha](00_alpha.ipynb).\n## Part two"),
+            new_code_cell("print('beta ran')"),
+        ],
+    )
+    out = tmp_path_factory.mktemp("build") / "handouts"
+    result = build(src, out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return src, out, result.stdout
+
+
+def test_progress_is_one_line_per_notebook(built):
+    _, _, stdout = built
+    assert re.search(r"^\[1/2\] 00_alpha\.ipynb \.\.\. ok", stdout, re.MULTILINE)
+    assert re.search(r"^\[2/2\] 01_beta\.ipynb \.\.\. ok", stdout, re.MULTILINE)
+
+
+@pytest.mark.parametrize("edition", ["learner", "instructor"])
+def test_each_edition_has_an_index_linking_every_chapter_by_title(built, edition):
+    _, out, _ = built
+    folder = out / edition
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "00_alpha.html",
+        "01_beta.html",
+        "index.html",
+    ]
+    index = (folder / "index.html").read_text()
+    assert '<a href="00_alpha.html">00 · Alpha</a>' in index
+    assert '<a href="01_beta.html">01 · Beta</a>' in index
+    for page in folder.glob("*.html"):
+        text = page.read_text()
+        for href in re.findall(r'href="([^"#]+)(?:#[^"]*)?"', text):
+            if not href.startswith(("http://", "https://")):
+                assert (folder / href).is_file(), f"{page.name} links to missing {href}"
+        assert ".ipynb" not in " ".join(re.findall(r'href="([^"]*)"', text))
+
+
+@pytest.mark.parametrize("edition", ["learner", "instructor"])
+def test_pages_are_self_contained_with_embedded_charts(built, edition):
+    _, out, _ = built
+    page = (out / edition / "00_alpha.html").read_text()
+    assert re.search(r'<img [^>]*src="data:image/png;base64,', page)
+    assert not re.search(r'<(script|link|img)[^>]+(src|href)="(https?:)?//', page)
+    assert "beta ran" in (out / edition / "01_beta.html").read_text()
+
+
+def test_learner_edition_has_no_solutions_and_instructor_edition_does(built):
+    _, out, _ = built
+    assert "SECRET-SOLUTION" not in (out / "learner" / "00_alpha.html").read_text()
+    instructor = (out / "instructor" / "00_alpha.html").read_text()
+    assert "SECRET-SOLUTION" in instructor and "course-solution-label" in instructor
+
+
+def test_a_failing_notebook_names_itself_and_its_cell_and_keeps_the_old_build(built, tmp_path):
+    src, out, _ = built
+    broken = tmp_path / "notebooks"
+    broken.mkdir()
+    for path in src.glob("*.ipynb"):
+        (broken / path.name).write_bytes(path.read_bytes())
+    notebook(
+        broken,
+        "02_broken.ipynb",
+        [
+            new_markdown_cell("# 02 · Broken"),
+            new_code_cell("x = 1"),
+            new_code_cell("raise ValueError('boom in cell')"),
+        ],
+    )
+    before = sorted(p.name for p in (out / "learner").iterdir())
+    result = build(broken, out)
+    assert result.returncode == 1
+    assert "02_broken.ipynb: code cell 1" in result.stderr and "boom in cell" in result.stderr
+    assert "[3/3] 02_broken.ipynb ... FAILED" in result.stdout
+    assert sorted(p.name for p in (out / "learner").iterdir()) == before
+    assert not list(out.parent.glob("handouts-*")), "staging folder left behind"
+
+
+def test_links_are_rewritten_only_for_local_notebooks():
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell(
+                "[a](01_x.ipynb) [b](01_x.ipynb#Sec) "
+                '[c](https://example.org/y.ipynb) [d](02_y.ipynb "t")'
+            )
+        ]
+    )
+    handouts.rewrite_links(nb)
+    assert nb.cells[0].source == (
+        '[a](01_x.html) [b](01_x.html#Sec) [c](https://example.org/y.ipynb) [d](02_y.html "t")'
+    )

@@ -1,0 +1,89 @@
+"""The notebook harness (conftest.py) really selects start methods and really catches leftovers."""
+
+import multiprocessing
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_notebook(folder, name, *sources, tags=None):
+    nb = new_notebook(cells=[new_markdown_cell(f"# {name}")])
+    for source in sources:
+        cell = new_code_cell(source)
+        if tags:
+            cell.metadata["tags"] = tags
+        nb.cells.append(cell)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nbformat.write(nb, folder / f"{name}.ipynb")
+
+
+def run_harness(folder, *methods):
+    shutil.copy(ROOT / "conftest.py", folder / "conftest.py")
+    (folder / "pytest.ini").write_text("[pytest]\n")
+    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nbval-lax"]
+    args += ["--nbval-current-env", "--nbval-cell-timeout=30", "-q", "-rA"]
+    for method in methods:
+        args += ["--start-method", method]
+    result = subprocess.run(
+        args, cwd=folder, capture_output=True, text=True, timeout=240, check=False
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_each_notebook_runs_once_per_start_method(tmp_path):
+    write_notebook(
+        tmp_path,
+        "method",
+        "import multiprocessing, os\n"
+        "assert multiprocessing.get_start_method() == os.environ['COURSE_START_METHOD']\n"
+        "p = multiprocessing.Process(target=os.getpid)\np.start()\np.join()\n"
+        "assert p.exitcode == 0",
+    )
+    methods = [m for m in ("spawn", "forkserver") if m in multiprocessing.get_all_start_methods()]
+    code, out = run_harness(tmp_path, *methods)
+    assert code == 0, out
+    for method in methods:
+        assert f"method.ipynb::{method}::Cell 0" in out
+
+
+@pytest.mark.parametrize(
+    ("sources", "tags", "message"),
+    [
+        (
+            [
+                "import multiprocessing, time\n"
+                "p = multiprocessing.Process(target=time.sleep, args=(20,))\np.start()"
+            ],
+            None,
+            "child processes still running after the last cell",
+        ),
+        (["import warnings\nwarnings.warn('stray')"], None, "cell wrote to stderr"),
+        (["import sys\nprint('oops', file=sys.stderr)\n1 / 0"], ["raises-exception"], None),
+        (
+            [
+                "from multiprocessing import shared_memory\n"
+                "shm = shared_memory.SharedMemory(create=True, size=64)\nshm.close()"
+            ],
+            None,
+            "shared memory left in /dev/shm",
+        ),
+    ],
+    ids=["unjoined-process", "stderr-warning", "tagged-error-is-fine", "shm-not-unlinked"],
+)
+def test_leftovers_and_stray_output_fail_the_notebook(tmp_path, sources, tags, message):
+    if message and "shm" in message and not Path("/dev/shm").is_dir():
+        pytest.skip("no /dev/shm on this platform")
+    write_notebook(tmp_path, "leaky", *sources, tags=tags)
+    code, out = run_harness(tmp_path, "spawn")
+    if message is None:
+        assert code == 0, out
+    else:
+        assert code != 0, out
+        assert message in out, out

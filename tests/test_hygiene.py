@@ -1,0 +1,130 @@
+"""Repository hygiene: clean notebooks, the chapter contract's shape, dependency files in sync."""
+
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+NAME = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "notebooks/ has no .ipynb files"
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def notebook(request):
+    path = request.param
+    return path, nbformat.read(path, as_version=4)
+
+
+def test_file_names_are_numbered_and_unique():
+    numbers = []
+    for path in NOTEBOOKS:
+        match = NAME.match(path.name)
+        assert match, f"{path.name}: name notebooks NN_topic.ipynb (lower case, underscores)"
+        numbers.append(match.group(1))
+    assert len(numbers) == len(set(numbers)), f"two notebooks share a chapter number: {numbers}"
+
+
+def test_valid_and_stored_without_outputs(notebook):
+    path, nb = notebook
+    nbformat.validate(nb)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert not cell.outputs, f"{path.name} cell {i} has stored outputs"
+            assert cell.execution_count is None, f"{path.name} cell {i} has an execution count"
+
+
+def test_kernelspec_is_python3(notebook):
+    path, nb = notebook
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", path.name
+
+
+def test_starts_with_a_title_cell_naming_its_chapter(notebook):
+    path, nb = notebook
+    first = nb.cells[0]
+    number = path.name[:2]
+    assert first.cell_type == "markdown", f"{path.name}: the first cell must be the title"
+    assert first.source.startswith(f"# {number} · "), (
+        f"{path.name}: the first cell must start with '# {number} · Topic'"
+    )
+
+
+def _sections(nb):
+    """Split cells at markdown headings: [(heading, [cells])]."""
+    sections, heading = [], None
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("#"):
+            heading = cell.source.lstrip().splitlines()[0]
+            sections.append((heading, []))
+        elif sections:
+            sections[-1][1].append(cell)
+    return sections
+
+
+def test_exercises_have_tagged_hidden_solutions_and_checks(notebook):
+    path, nb = notebook
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for i, cell in enumerate(code):
+        tags = cell.metadata.get("tags", [])
+        if "solution" in tags:
+            assert cell.metadata.get("jupyter", {}).get("source_hidden") is True, (
+                f"{path.name}: solution cells are collapsed in JupyterLab "
+                '(metadata "jupyter": {"source_hidden": true})'
+            )
+            after = code[i + 1].source if i + 1 < len(code) else ""
+            assert "helpers.checks" in after or "check" in after, (
+                f"{path.name}: the cell after a solution must run its check:\n{cell.source[:200]}"
+            )
+    for heading, cells in _sections(nb):
+        if re.search(r"\bexercise\b", heading, re.IGNORECASE):
+            tagged = [c for c in cells if "solution" in c.metadata.get("tags", [])]
+            assert tagged, f"{path.name}: section {heading!r} has no cell tagged 'solution'"
+
+
+def test_links_between_chapters_point_at_existing_notebooks(notebook):
+    path, nb = notebook
+    names = {p.name for p in NOTEBOOKS}
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for target in re.findall(r"\]\(([^)\s#]+\.ipynb)", cell.source):
+                assert target in names, f"{path.name} links to missing notebook {target}"
+
+
+def _name_and_spec(requirement):
+    requirement = requirement.split(";")[0].strip()
+    match = re.match(r"^([A-Za-z0-9_.\-]+)\s*(.*)$", requirement)
+    return match.group(1).lower().replace("_", "-"), match.group(2).replace(" ", "")
+
+
+def test_environment_yml_mirrors_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = dict(map(_name_and_spec, project["dependencies"]))
+    extras = project["optional-dependencies"]
+    for group in extras.values():
+        wanted.update(map(_name_and_spec, group))
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert env["channels"] == ["conda-forge"]
+    conda, pip = {}, []
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            pip = dep["pip"]
+        else:
+            name, spec = _name_and_spec(dep)
+            conda[name] = spec
+    python_spec = conda.pop("python")
+    conda.pop("pip")
+    assert python_spec.startswith(project["requires-python"])
+    assert conda == wanted, "environment.yml and pyproject.toml list different packages"
+    assert pip == [f"-e .[{','.join(extras)}]"]
