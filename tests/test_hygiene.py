@@ -128,3 +128,24 @@ def test_environment_yml_mirrors_pyproject():
     assert python_spec.startswith(project["requires-python"])
     assert conda == wanted, "environment.yml and pyproject.toml list different packages"
     assert pip == [f"-e .[{','.join(extras)}]"]
+
+
+def test_ruff_check_and_format_are_clean():
+    import shutil
+    import subprocess
+
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    assert ruff, "ruff is not installed (pip install -e '.[test]')"
+    paths = ["helpers", "tests", "conftest.py", "notebooks"]
+    for args in (["check"], ["format", "--check"]):
+        result = subprocess.run(
+            [ruff, *args, *paths], cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, f"ruff {' '.join(args)}:\n{result.stdout}{result.stderr}"
+
+
+def test_readme_links_point_at_existing_files():
+    readme = (ROOT / "README.md").read_text()
+    for target in re.findall(r"\]\(([^)\s#]+)\)", readme):
+        if not target.startswith(("http://", "https://")):
+            assert (ROOT / target).exists(), f"README.md links to missing {target}"
