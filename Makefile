@@ -1,6 +1,6 @@
 # Quick start: `make handouts` and `make test`. Both create .venv on first use.
 PYTHON ?= python3
-VENV   := .venv
+VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 

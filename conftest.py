@@ -65,6 +65,16 @@ def pytest_configure(config):
     startup.mkdir(parents=True)
     (startup / "00-start-method.py").write_text(STARTUP)
     config.course_ipython_dir = ipython_dir
+    config.course_timings = []
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if not config.course_timings:
+        return
+    terminalreporter.section("notebook wall time (budget: 30 s per chapter and start method)")
+    for name, method, seconds in config.course_timings:
+        flag = "  <-- over budget" if seconds > 30 else ""
+        terminalreporter.write_line(f"{seconds:6.1f} s  {method:<10} {name}{flag}")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -136,6 +146,7 @@ class StartMethodRun(IPyNbFile):
         self.compare_outputs = False  # lax: run every cell, compare no outputs
 
     def setup(self):
+        self._started = time.perf_counter()
         self._shm_before = _shm_names()
         saved = {k: os.environ.get(k) for k in ("COURSE_START_METHOD", "IPYTHONDIR")}
         os.environ["COURSE_START_METHOD"] = self.name
@@ -175,6 +186,8 @@ class StartMethodRun(IPyNbFile):
                     "shared memory left in /dev/shm after the last cell "
                     f"(close() and unlink() every SharedMemory): {new_shm}"
                 )
+        elapsed = time.perf_counter() - self._started
+        self.config.course_timings.append((self.path.name, self.name, elapsed))
         super().teardown()
         gone, alive = psutil.wait_procs(started, timeout=10)
         if alive:
