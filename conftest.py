@@ -121,7 +121,12 @@ class NotebookRuns(pytest.File):
 
 
 def _shm_names() -> set[str]:
-    return set(os.listdir(SHM)) if SHM.is_dir() else set()
+    """Shared-memory segments now in /dev/shm. Named semaphores (sem.*) are left out:
+    multiprocessing unlinks them right after creating them, so any seen here are
+    another process's, caught in that instant."""
+    if not SHM.is_dir():
+        return set()
+    return {name for name in os.listdir(SHM) if not name.startswith("sem.")}
 
 
 def _is_bookkeeper(proc: psutil.Process) -> bool:
