@@ -193,7 +193,7 @@ class StartMethodRun(IPyNbFile):
                 )
         elapsed = time.perf_counter() - self._started
         self.config.course_timings.append((self.path.name, self.name, elapsed))
-        super().teardown()
+        self._shut_down_kernel()
         gone, alive = psutil.wait_procs(started, timeout=10)
         if alive:
             problems.append(
@@ -204,3 +204,17 @@ class StartMethodRun(IPyNbFile):
                 proc.kill()
         if problems:
             pytest.fail(f"{self.nodeid}: " + "\n".join(problems), pytrace=False)
+
+    def _shut_down_kernel(self):
+        """Ask the kernel to exit, as JupyterLab's "Shut Down Kernel" does.
+
+        nbval kills the kernel's whole process group instead, which also kills
+        multiprocessing's resource tracker before it can unlink the semaphores of
+        objects still alive in the notebook: they would stay in /dev/shm for good.
+        """
+        kernel = self.kernel
+        if kernel is None or not kernel.is_alive():
+            return
+        kernel.kc.stop_channels()
+        kernel.km.shutdown_kernel(now=False)  # waits a few seconds, then kills
+        del kernel.km
