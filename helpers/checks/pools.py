@@ -72,7 +72,7 @@ def check_pick_chunksize(pick_chunksize: Callable[[int, int], Any]) -> None:
     """Exercise 2: ``pick_chunksize(n_tasks, n_workers)`` gives each worker a few chunks.
 
     Accepted: an int >= 1 such that each worker gets at least 2 chunks (when there are
-    enough tasks) and at most 16 chunks (unless the chunksize is already 1).
+    enough tasks) and at most 16 chunks.
     """
     expect(callable(pick_chunksize), "pass your function itself: check_pick_chunksize(f)")
     for n_tasks, n_workers in CHUNK_CASES:
@@ -90,7 +90,7 @@ def check_pick_chunksize(pick_chunksize: Callable[[int, int], Any]) -> None:
             "than 2 chunks per worker, workers sit idle while the last big chunk runs.",
         )
         expect(
-            size == 1 or chunks <= 16 * n_workers,
+            chunks <= 16 * n_workers,
             f"{where}: that makes {chunks} chunks, more than 16 per worker; each chunk is a "
             "round trip through the pool's queues. Make the chunks bigger.",
         )
