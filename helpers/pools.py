@@ -1,0 +1,143 @@
+"""Workers for chapter 02 (process pools); chapter 03 reuses some of them.
+
+Every function here runs in a pool's worker process, so it lives in a module the
+workers can import by name (``from helpers.pools import square``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any
+
+from helpers import timeline
+
+__all__ = [
+    "square",
+    "slow_square",
+    "power",
+    "checked_sqrt",
+    "timed_sleep",
+    "timed_sleep_task",
+    "whoami",
+    "add_one",
+    "exit_abruptly",
+    "load_table",
+    "translate",
+]
+
+
+def _check_number(x: Any, name: str = "x") -> float | int:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(x).__name__}")
+    return x
+
+
+def _check_seconds(seconds: Any, name: str = "seconds") -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {type(seconds).__name__}")
+    if seconds < 0:
+        raise ValueError(f"{name} must be >= 0, got {seconds}")
+    return float(seconds)
+
+
+def square(x: float) -> float:
+    """Return ``x * x``."""
+    _check_number(x)
+    return x * x
+
+
+def slow_square(x: float, seconds: float = 0.1) -> float:
+    """Sleep ``seconds`` (a stand-in for real work), then return ``x * x``."""
+    _check_number(x)
+    time.sleep(_check_seconds(seconds))
+    return x * x
+
+
+def power(base: float, exponent: int) -> float:
+    """Return ``base ** exponent`` (two arguments: use it with ``starmap``)."""
+    _check_number(base, "base")
+    if isinstance(exponent, bool) or not isinstance(exponent, int):
+        raise TypeError(f"exponent must be an int, got {type(exponent).__name__}")
+    return base**exponent
+
+
+def checked_sqrt(x: float) -> float:
+    """Return the square root of ``x``; raise ``ValueError`` for a negative ``x``.
+
+    The task that fails on purpose: some inputs of a batch are bad.
+    """
+    _check_number(x)
+    if x < 0:
+        raise ValueError(f"cannot take the square root of a negative number: {x}")
+    return math.sqrt(x)
+
+
+def timed_sleep(label: str, seconds: float) -> timeline.Span:
+    """Sleep ``seconds`` and return the :class:`~helpers.timeline.Span` it took."""
+    if not isinstance(label, str):
+        raise TypeError(f"label must be a str, got {type(label).__name__}")
+    seconds = _check_seconds(seconds)
+    with timeline.record(label) as rec:
+        time.sleep(seconds)
+    return rec.span
+
+
+def timed_sleep_task(task: tuple[str, float]) -> timeline.Span:
+    """:func:`timed_sleep` taking one ``(label, seconds)`` tuple, for ``map`` and ``imap``."""
+    if not isinstance(task, tuple) or len(task) != 2:
+        raise TypeError(f"task must be a (label, seconds) tuple, got {task!r}")
+    return timed_sleep(*task)
+
+
+def whoami(_: Any = None) -> int:
+    """Return the pid of the process running this task (the argument is ignored)."""
+    return os.getpid()
+
+
+def add_one(x: int) -> int:
+    """Return ``x + 1``: a task so tiny that sending it costs more than running it."""
+    _check_number(x)
+    return x + 1
+
+
+def exit_abruptly(code: int = 1) -> None:
+    """End this worker process at once with ``os._exit(code)``, as a crash would.
+
+    No exception, no cleanup, no result: the pool just loses the process.
+    """
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise TypeError(f"code must be an int, got {type(code).__name__}")
+    os._exit(code)
+
+
+# Per-worker state, set once by the initializer in each worker process.
+_table: dict[str, str] | None = None
+_loaded: tuple[int, float] | None = None
+
+
+def load_table(table: dict[str, str], seconds: float = 0.0) -> None:
+    """Pool initializer: keep ``table`` in this worker (after an expensive-looking load).
+
+    ``seconds`` simulates the one-off set-up cost (opening a model, a database, ...).
+    """
+    global _table, _loaded
+    if not isinstance(table, dict):
+        raise TypeError(f"table must be a dict, got {type(table).__name__}")
+    time.sleep(_check_seconds(seconds))
+    _table = dict(table)
+    _loaded = (os.getpid(), time.perf_counter())
+
+
+def translate(word: str) -> tuple[str, int, float]:
+    """Look ``word`` up in this worker's table: ``(translation, pid, loaded_at)``.
+
+    ``loaded_at`` is when this worker's initializer ran, so tasks that share a
+    worker show the same value. Raises ``RuntimeError`` without the initializer.
+    """
+    if not isinstance(word, str):
+        raise TypeError(f"word must be a str, got {type(word).__name__}")
+    if _table is None or _loaded is None:
+        raise RuntimeError("no table in this worker: pass initializer=load_table to the pool")
+    return _table.get(word, "?"), _loaded[0], _loaded[1]
