@@ -71,13 +71,33 @@ def rewrite_links(nb: nbformat.NotebookNode) -> None:
             )
 
 
+def _tqdm_text(model_id: str, state: dict) -> str | None:
+    """A tqdm bar's last state as text, from the saved widget state (None if not a tqdm bar)."""
+    model = state.get(model_id, {})
+    children = model.get("state", {}).get("children", [])
+    if model.get("model_name") != "HBoxModel" or len(children) != 3:
+        return None
+    left, bar, right = (
+        state.get(child.removeprefix("IPY_MODEL_"), {}).get("state", {}) for child in children
+    )
+    if not bar.get("max"):
+        return None
+    filled = min(10, round(10 * bar.get("value", 0) / bar["max"]))
+    text = f"{left.get('value', '')}|{'█' * filled}{' ' * (10 - filled)}|{right.get('value', '')}"
+    return html.unescape(text).replace("\u2007", " ")
+
+
 def _drop_widget_views(nb: nbformat.NotebookNode) -> None:
     """Static pages can't run widgets: keep their text form (e.g. a tqdm bar's last state)."""
-    nb.metadata.pop("widgets", None)
+    saved = nb.metadata.pop("widgets", {})
+    state = saved.get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             data = out.get("data", {})
             if WIDGET_VIEW in data and "text/plain" in data:
+                text = _tqdm_text(data[WIDGET_VIEW].get("model_id", ""), state)
+                if text is not None:
+                    data["text/plain"] = text
                 del data[WIDGET_VIEW]
 
 
@@ -106,6 +126,7 @@ def execute(path: Path, timeout: int = 120) -> nbformat.NotebookNode:
                     f"failed:\n{exc}"
                 ) from None
             code_cells += 1
+        client.set_widgets_metadata()  # saved widget state: tqdm bars' final text
     return nb
 
 
