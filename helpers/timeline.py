@@ -262,4 +262,7 @@ def plot_comparison(
     )
     for ax, (title, spans) in zip(axes[0], checked.items(), strict=True):
         plot_timeline(spans, origin=origins.get(title), title=title, ax=ax)
+    # The axes share x: make the shared range fit the longest run, not the first one drawn.
+    longest = max(total_time(spans, origins.get(title)) for title, spans in checked.items())
+    axes[0][0].set_xlim(0, longest * 1.02)
     return fig

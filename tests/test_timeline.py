@@ -148,5 +148,8 @@ def test_plot_comparison_shares_the_time_axis_and_titles_each_run_with_its_total
     assert left.get_title() == "sequential: 2.00 s"
     assert right.get_title() == "parallel: 1.00 s"
     assert left.get_xlim() == right.get_xlim()
+    assert left.get_xlim()[1] >= 2  # the longer run fits, though it is drawn first here
+    fig = timeline.plot_comparison({"parallel": par, "sequential": seq})
+    assert fig.axes[0].get_xlim()[1] >= 2  # ... and when it is drawn last
     assert len(left.patches) == 2 and len(right.patches) == 2
     assert len(right.get_yticklabels()) == 2
