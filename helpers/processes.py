@@ -18,6 +18,7 @@ from helpers import work
 __all__ = [
     "ProcessInfo",
     "whoami",
+    "return_value",
     "raise_error",
     "exit_with",
     "nap",
@@ -54,6 +55,11 @@ def whoami(sink: Any) -> None:
     me = multiprocessing.current_process()
     parent = multiprocessing.parent_process()
     sink.put(ProcessInfo(me.name, me.pid, parent.pid if parent else None, os.getppid()))
+
+
+def return_value(value: Any) -> Any:
+    """Return ``value``: a target whose return value ``Process`` throws away."""
+    return value
 
 
 def raise_error(message: str) -> None:

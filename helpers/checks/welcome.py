@@ -48,5 +48,6 @@ def check_threads_or_processes(answers: Any) -> None:
             f"the answer for {job!r} must be 'threads' or 'processes', got {given!r}",
         )
         expect(given == right, f"look again at {job!r}: {why}")
-    passed("waiting (I/O-bound) work overlaps in threads; computing (CPU-bound) work "
-           "needs processes")
+    passed(
+        "waiting (I/O-bound) work overlaps in threads; computing (CPU-bound) work needs processes"
+    )
