@@ -1,0 +1,134 @@
+"""Workers for chapter 01 (processes and start methods), and a way to see a child's stderr.
+
+Every function here may run in a child process, so it lives in an importable module:
+a child started with ``spawn`` or ``forkserver`` imports it by name.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from typing import Any, NamedTuple
+
+from helpers import work
+
+__all__ = [
+    "ProcessInfo",
+    "whoami",
+    "return_value",
+    "raise_error",
+    "exit_with",
+    "nap",
+    "DownloadProcess",
+    "captured_stderr",
+]
+
+
+def _check_sink(sink: Any) -> None:
+    if not hasattr(sink, "put"):
+        raise TypeError(f"sink must be a queue (with a put() method), got {type(sink).__name__}")
+
+
+def _check_seconds(seconds: Any) -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"seconds must be a number, got {type(seconds).__name__}")
+    if seconds < 0:
+        raise ValueError(f"seconds must be >= 0, got {seconds}")
+    return float(seconds)
+
+
+class ProcessInfo(NamedTuple):
+    """Who a process is: its multiprocessing name, its pid and its parent's pid."""
+
+    name: str
+    pid: int
+    parent_pid: int | None  # multiprocessing.parent_process().pid: the process that started it
+    os_ppid: int  # os.getppid(): the process the operating system says is its parent
+
+
+def whoami(sink: Any) -> None:
+    """Put a :class:`ProcessInfo` describing the running process on ``sink`` (a queue)."""
+    _check_sink(sink)
+    me = multiprocessing.current_process()
+    parent = multiprocessing.parent_process()
+    sink.put(ProcessInfo(me.name, me.pid, parent.pid if parent else None, os.getppid()))
+
+
+def return_value(value: Any) -> Any:
+    """Return ``value``: a target whose return value ``Process`` throws away."""
+    return value
+
+
+def raise_error(message: str) -> None:
+    """Raise ``ValueError(message)``: a child that fails with an exception."""
+    if not isinstance(message, str):
+        raise TypeError(f"message must be a str, got {type(message).__name__}")
+    raise ValueError(message)
+
+
+def exit_with(code: Any) -> None:
+    """Call ``sys.exit(code)``: a child that chooses its own exit status."""
+    sys.exit(code)
+
+
+def nap(seconds: float) -> None:
+    """Sleep ``seconds``: a child that is busy for a while, doing nothing."""
+    time.sleep(_check_seconds(seconds))
+
+
+class DownloadProcess(multiprocessing.Process):
+    """A ``Process`` subclass: ``__init__`` stores the job, ``run()`` does it in the child.
+
+    The span of the simulated download is put on ``sink``. ``run()`` also sets
+    ``self.finished``, but only on the child's copy of the object: the parent's copy
+    never changes (chapter 01 shows this).
+    """
+
+    def __init__(self, url: str, sink: Any, seconds: float = 0.2):
+        if not isinstance(url, str):
+            raise TypeError(f"url must be a str, got {type(url).__name__}")
+        _check_sink(sink)
+        super().__init__(name=f"download-{url.rsplit('/', 1)[-1]}")
+        self.url = url
+        self.sink = sink
+        self.seconds = _check_seconds(seconds)
+        self.finished = False
+
+    def run(self) -> None:
+        work.fake_download(self.url, self.seconds, sink=self.sink)
+        self.finished = True  # changes the child's copy only
+
+
+class captured_stderr:
+    """Send file descriptor 2 (stderr) to a temporary file for the ``with`` block.
+
+    Child processes started inside the block with ``fork`` or ``spawn`` inherit that
+    file descriptor, so what they print to stderr (a traceback, an error message) is
+    collected in ``.text`` after the block instead of appearing in the notebook.
+    A ``forkserver`` child inherits the fork server's stderr instead, so use a spawn
+    context (``multiprocessing.get_context("spawn")``) for children whose stderr you
+    want to capture.
+    """
+
+    def __init__(self) -> None:
+        self.text = ""
+        self._file: Any = None
+        self._saved_fd: int | None = None
+
+    def __enter__(self) -> captured_stderr:
+        sys.stderr.flush()
+        self._file = tempfile.TemporaryFile()
+        self._saved_fd = os.dup(2)
+        os.dup2(self._file.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        sys.stderr.flush()
+        os.dup2(self._saved_fd, 2)
+        os.close(self._saved_fd)
+        self._file.seek(0)
+        self.text = self._file.read().decode(errors="replace")
+        self._file.close()

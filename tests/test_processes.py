@@ -1,0 +1,110 @@
+"""Unit tests for helpers.processes and helpers.welcome (chapters 00 and 01)."""
+
+import multiprocessing
+import os
+import signal
+
+import pytest
+
+from helpers import processes, timeline
+from helpers.welcome import usable_cpus
+
+
+@pytest.fixture(params=multiprocessing.get_all_start_methods())
+def ctx(request):
+    return multiprocessing.get_context(request.param)
+
+
+def test_usable_cpus_is_a_positive_int_within_cpu_count():
+    n = usable_cpus()
+    assert isinstance(n, int) and 1 <= n <= (os.cpu_count() or n)
+    if hasattr(os, "sched_getaffinity"):
+        assert n == len(os.sched_getaffinity(0))
+
+
+def test_whoami_reports_child_and_parent(ctx):
+    q = ctx.Queue()
+    p = ctx.Process(target=processes.whoami, args=(q,), name="probe")
+    p.start()
+    info = q.get(timeout=30)
+    p.join(timeout=30)
+    assert info.name == "probe" and info.pid == p.pid
+    assert info.parent_pid == os.getpid()
+    if ctx.get_start_method() != "forkserver":
+        assert info.os_ppid == os.getpid()
+
+
+def test_whoami_in_main_process_has_no_parent():
+    items = []
+
+    class Sink:
+        put = items.append
+
+    processes.whoami(Sink())
+    assert items[0].parent_pid is None and items[0].pid == os.getpid()
+
+
+@pytest.mark.parametrize(
+    "target, args, code",
+    [
+        (processes.return_value, (42,), 0),
+        (processes.raise_error, ("boom",), 1),
+        (processes.exit_with, (3,), 3),
+        (processes.exit_with, (None,), 0),
+        (processes.exit_with, ("bye",), 1),
+    ],
+)
+def test_exit_codes(target, args, code):
+    ctx = multiprocessing.get_context("spawn")
+    with processes.captured_stderr() as err:
+        p = ctx.Process(target=target, args=args)
+        p.start()
+        p.join(timeout=30)
+    assert p.exitcode == code
+    if target is processes.raise_error:
+        assert "ValueError: boom" in err.text
+    if args == ("bye",):
+        assert "bye" in err.text
+
+
+def test_terminate_gives_minus_sigterm():
+    p = multiprocessing.get_context("spawn").Process(target=processes.nap, args=(30,))
+    p.start()
+    p.terminate()
+    p.join(timeout=30)
+    assert p.exitcode == -signal.SIGTERM
+
+
+def test_captured_stderr_collects_fd_2_and_restores_it():
+    with processes.captured_stderr() as err:
+        os.write(2, b"hello on fd 2\n")
+    assert err.text == "hello on fd 2\n"
+    os.fstat(2)  # fd 2 is still open after the block
+
+
+def test_download_process_subclass():
+    q = multiprocessing.Queue()
+    p = processes.DownloadProcess("https://example.org/z", q, seconds=0.05)
+    assert p.name == "download-z"
+    p.start()
+    span = q.get(timeout=30)
+    p.join(timeout=30)
+    assert isinstance(span, timeline.Span) and span.label == "z" and span.pid == p.pid
+    assert p.exitcode == 0 and p.finished is False  # the child's copy changed, not ours
+
+
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        (lambda: processes.nap(-1), ValueError),
+        (lambda: processes.nap("1"), TypeError),
+        (lambda: processes.raise_error(3), TypeError),
+        (lambda: processes.whoami([]), TypeError),
+        (lambda: processes.DownloadProcess(3, multiprocessing.SimpleQueue()), TypeError),
+        (lambda: processes.DownloadProcess("u", object()), TypeError),
+        (lambda: processes.DownloadProcess("u", multiprocessing.SimpleQueue(), -1), ValueError),
+    ],
+)
+def test_bad_arguments_are_rejected(call, error):
+    with pytest.raises(error):
+        call()
