@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import statistics
 import threading
 import time
 from multiprocessing import shared_memory
@@ -233,7 +234,7 @@ TRANSFER_METHODS = ("manager", "queue", "pipe", "shared memory")
 
 
 class Transfer(NamedTuple):
-    """How long sharing ``nbytes`` took by one method, and what the receiver saw."""
+    """How long sharing ``nbytes`` took by one method (median round), and what arrived."""
 
     method: str
     nbytes: int
@@ -279,7 +280,8 @@ def time_transfers(method: str, nbytes: int, rounds: int) -> Transfer:
     ``method`` is one of :data:`TRANSFER_METHODS`. Each round the parent writes a new
     version of the data (its first and last bytes change), hands it over and waits for
     the worker's reply, so the time per round includes a full hand-over. One warm-up
-    round is not timed. Starts and stops its own worker (and manager, queue or shared
+    round is not timed; ``seconds_per_round`` is the median round, so a hiccup on a busy
+    machine does not distort it. Starts and stops its own worker (and manager, queue or shared
     memory block), using the default start method.
     """
     import numpy as np
@@ -311,11 +313,9 @@ def time_transfers(method: str, nbytes: int, rounds: int) -> Transfer:
         try:
             if not parent_end.poll(30) or parent_end.recv() != "ready":
                 raise RuntimeError(f"the {method} receiver did not start")
-            received = []
-            start = 0.0
+            received, times = [], []
             for i in range(rounds + 1):  # round 0 warms up and is not timed
-                if i == 1:
-                    start = time.perf_counter()
+                start = time.perf_counter()
                 payload[0] = i % 256
                 payload[-1] = (i * 7) % 256
                 if method == "manager":
@@ -329,8 +329,8 @@ def time_transfers(method: str, nbytes: int, rounds: int) -> Transfer:
                     parent_end.send(payload)
                 reply = parent_end.recv()
                 if i >= 1:
+                    times.append(time.perf_counter() - start)
                     received.append(tuple(reply))
-            seconds = (time.perf_counter() - start) / rounds
             parent_end.send(None)
         finally:
             worker.join(timeout=10)
@@ -348,7 +348,7 @@ def time_transfers(method: str, nbytes: int, rounds: int) -> Transfer:
             del view  # the NumPy view must go before close()
             shm.close()
             shm.unlink()
-    return Transfer(method, nbytes, rounds, seconds, received)
+    return Transfer(method, nbytes, rounds, statistics.median(times), received)
 
 
 def expected_transfers(nbytes: int, rounds: int) -> list[tuple[int, int, int]]:
