@@ -1,0 +1,360 @@
+"""Workers for chapter 06 (managers and shared memory), and a class a manager can serve.
+
+Everything here runs in a child process (a worker, or a manager's server), so it lives in
+a module the child can import by name. NumPy is imported inside the functions that need
+it, so workers that don't use it start faster.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import statistics
+import threading
+import time
+from multiprocessing import shared_memory
+from multiprocessing.managers import BaseManager
+from typing import Any, NamedTuple
+
+__all__ = [
+    "register_worker",
+    "scaled_sum",
+    "increment",
+    "increment_value",
+    "fill_slice",
+    "Inventory",
+    "InventoryManager",
+    "restock",
+    "fill_rows",
+    "expected_rows",
+    "square_slot",
+    "Transfer",
+    "TRANSFER_METHODS",
+    "time_transfers",
+    "expected_transfers",
+]
+
+
+def _check_int(value: Any, name: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _check_str(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{name} must be a non-empty str, got {value!r}")
+    return value
+
+
+# --- Manager basics -------------------------------------------------------------------
+
+
+def register_worker(registry: Any, arrivals: Any, name: str) -> None:
+    """Record this worker in a managed dict (name -> pid) and a managed list (arrival order)."""
+    _check_str(name, "name")
+    registry[name] = os.getpid()
+    arrivals.append(name)
+
+
+def scaled_sum(numbers: list[int], settings: Any, total: Any, lock: Any, results: Any) -> int:
+    """Add ``sum(numbers) * settings.scale`` to a shared total and report it on a queue.
+
+    ``settings`` is a managed Namespace, ``total`` a managed Value, ``lock`` a managed
+    Lock and ``results`` a managed Queue. Returns the partial sum as well.
+    """
+    if not isinstance(numbers, (list, tuple)):
+        raise TypeError(f"numbers must be a list of ints, got {type(numbers).__name__}")
+    partial = sum(numbers) * settings.scale
+    with lock:  # total.value += partial is a read and a write: two round trips
+        total.value += partial
+    results.put((os.getpid(), partial))
+    return partial
+
+
+def increment(shared: Any, key: Any, times: int, lock: Any = None) -> None:
+    """Do ``shared[key] += 1`` ``times`` times, holding ``lock`` around each one if given."""
+    _check_int(times, "times")
+    for _ in range(times):
+        if lock is None:
+            shared[key] += 1  # read (one round trip), then write (another)
+        else:
+            with lock:
+                shared[key] += 1
+
+
+def increment_value(value: Any, times: int, use_lock: bool) -> None:
+    """Do ``value.value += 1`` ``times`` times on a ``multiprocessing.Value``.
+
+    With ``use_lock`` the increment runs under ``value.get_lock()``.
+    """
+    _check_int(times, "times")
+    if not isinstance(use_lock, bool):
+        raise TypeError(f"use_lock must be a bool, got {type(use_lock).__name__}")
+    for _ in range(times):
+        if use_lock:
+            with value.get_lock():
+                value.value += 1
+        else:
+            value.value += 1
+
+
+def fill_slice(array: Any, start: int, stop: int) -> None:
+    """Write ``i * i`` into ``array[i]`` for ``start <= i < stop`` (an Array or RawArray)."""
+    _check_int(start, "start")
+    _check_int(stop, "stop")
+    if stop < start:
+        raise ValueError(f"stop ({stop}) must be >= start ({start})")
+    for i in range(start, stop):
+        array[i] = i * i
+
+
+# --- A custom manager -------------------------------------------------------------------
+
+
+class Inventory:
+    """Stock counts for items, kept in a manager's server process.
+
+    The server runs each client connection in its own thread, so every method takes
+    ``self._lock``: a method call is then one round trip and atomic.
+    """
+
+    def __init__(self) -> None:
+        self._stock: dict[str, int] = {}
+        self._threads: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, item: str, n: int = 1) -> int:
+        """Add ``n`` of ``item``; return the new count."""
+        _check_str(item, "item")
+        _check_int(n, "n")
+        with self._lock:
+            self._threads.add(threading.current_thread().name)
+            self._stock[item] = self._stock.get(item, 0) + n
+            return self._stock[item]
+
+    def take(self, item: str, n: int = 1) -> int:
+        """Remove ``n`` of ``item``; raise ValueError if there are fewer. Return what is left."""
+        _check_str(item, "item")
+        _check_int(n, "n")
+        with self._lock:
+            have = self._stock.get(item, 0)
+            if have < n:
+                raise ValueError(f"only {have} {item} in stock, cannot take {n}")
+            self._stock[item] = have - n
+            return self._stock[item]
+
+    def counts(self) -> dict[str, int]:
+        """A copy of all stock counts."""
+        with self._lock:
+            return dict(self._stock)
+
+    def server_pid(self) -> int:
+        """The pid of the process this object lives in."""
+        return os.getpid()
+
+    def threads_seen(self) -> int:
+        """How many different server threads have called :meth:`add`."""
+        with self._lock:
+            return len(self._threads)
+
+
+class InventoryManager(BaseManager):
+    """A manager whose server process creates and holds :class:`Inventory` objects.
+
+    It lives in a module, not a notebook cell, for the same reason workers do: under
+    spawn and forkserver the server process must import it by name.
+    """
+
+
+InventoryManager.register("Inventory", Inventory)
+
+
+def restock(inventory: Any, item: str, times: int) -> None:
+    """Call ``inventory.add(item)`` ``times`` times (each call is one atomic round trip)."""
+    _check_str(item, "item")
+    _check_int(times, "times")
+    for _ in range(times):
+        inventory.add(item)
+
+
+# --- Shared memory ----------------------------------------------------------------------
+
+
+def expected_rows(shape: tuple[int, int], start: int, stop: int) -> Any:
+    """The values :func:`fill_rows` writes into rows ``start:stop``: ``sqrt(row * cols + col)``."""
+    import numpy as np
+
+    _, cols = shape
+    index = np.arange(start * cols, stop * cols, dtype=np.float64).reshape(stop - start, cols)
+    return np.sqrt(index)
+
+
+def fill_rows(name: str, shape: tuple[int, int], start: int, stop: int) -> None:
+    """Attach to the float64 array in shared memory block ``name`` and fill rows start:stop.
+
+    The worker opens the block by name, writes through a NumPy view, drops the view and
+    closes its handle. It never unlinks: the process that created the block does that.
+    """
+    import numpy as np
+
+    _check_str(name, "name")
+    if not (isinstance(shape, tuple) and len(shape) == 2):
+        raise TypeError(f"shape must be a (rows, cols) tuple, got {shape!r}")
+    rows, cols = (_check_int(v, "shape") for v in shape)
+    _check_int(start, "start")
+    _check_int(stop, "stop")
+    if not start <= stop <= rows:
+        raise ValueError(f"need 0 <= start <= stop <= {rows}, got start={start}, stop={stop}")
+    shm = shared_memory.SharedMemory(name=name)
+    try:
+        array = np.ndarray((rows, cols), dtype=np.float64, buffer=shm.buf)
+        array[start:stop] = expected_rows((rows, cols), start, stop)
+        del array  # a view into shm.buf must be gone before close()
+    finally:
+        shm.close()
+
+
+def square_slot(name: str, index: int) -> None:
+    """Attach to ShareableList ``name`` and store ``index ** 2`` at position ``index``."""
+    _check_str(name, "name")
+    _check_int(index, "index")
+    items = shared_memory.ShareableList(name=name)
+    try:
+        items[index] = index**2
+    finally:
+        items.shm.close()
+
+
+# --- What sharing costs -----------------------------------------------------------------
+
+TRANSFER_METHODS = ("manager", "queue", "pipe", "shared memory")
+
+
+class Transfer(NamedTuple):
+    """How long sharing ``nbytes`` took by one method (median round), and what arrived."""
+
+    method: str
+    nbytes: int
+    rounds: int
+    seconds_per_round: float
+    received: list[tuple[int, int, int]]
+
+
+def _summary(data: Any) -> tuple[int, int, int]:
+    # Enough to prove the receiver saw this round's data: its length, first and last byte.
+    return (len(data), int(data[0]), int(data[-1]))
+
+
+def _receive(method: str, source: Any, control: Any) -> None:
+    """Worker for :func:`time_transfers`: receive data until told to stop, reply a summary.
+
+    ``control`` is a Pipe end for every method: it carries "ready", the size of each round
+    and the replies. The data itself travels through ``source``: a managed dict, a Queue,
+    the same Pipe, or the name of a shared memory block.
+    """
+    shm = shared_memory.SharedMemory(name=source) if method == "shared memory" else None
+    try:
+        control.send("ready")
+        while (nbytes := control.recv()) is not None:
+            if method == "manager":
+                data = source["data"]  # the server pickles it and sends it here
+            elif method == "queue":
+                data = source.get()
+            elif method == "pipe":
+                data = control.recv()
+            else:
+                data = shm.buf[:nbytes]  # no copy: a view of the shared block
+            control.send(_summary(data))
+            del data
+    finally:
+        if shm is not None:
+            shm.close()
+
+
+def time_transfers(method: str, nbytes: int, rounds: int) -> Transfer:
+    """Send ``rounds`` fresh versions of an ``nbytes`` NumPy array to a worker by ``method``.
+
+    ``method`` is one of :data:`TRANSFER_METHODS`. Each round the parent writes a new
+    version of the data (its first and last bytes change), hands it over and waits for
+    the worker's reply, so the time per round includes a full hand-over. One warm-up
+    round is not timed; ``seconds_per_round`` is the median round, so a hiccup on a busy
+    machine does not distort it. Starts and stops its own worker (and manager, queue or shared
+    memory block), using the default start method.
+    """
+    import numpy as np
+
+    if method not in TRANSFER_METHODS:
+        raise ValueError(f"method must be one of {TRANSFER_METHODS}, got {method!r}")
+    _check_int(nbytes, "nbytes", minimum=1)
+    _check_int(rounds, "rounds", minimum=1)
+    payload = np.zeros(nbytes, dtype=np.uint8)
+    manager = queue = shm = view = None
+    parent_end, child_end = multiprocessing.Pipe()
+    try:
+        if method == "manager":
+            manager = multiprocessing.Manager()
+            source: Any = manager.dict()
+        elif method == "queue":
+            source = queue = multiprocessing.Queue()
+        elif method == "pipe":
+            source = None
+        else:
+            shm = shared_memory.SharedMemory(create=True, size=nbytes)
+            source = shm.name
+            view = np.ndarray(nbytes, dtype=np.uint8, buffer=shm.buf)
+        worker = multiprocessing.Process(
+            target=_receive, args=(method, source, child_end), name=f"receiver-{method}"
+        )
+        worker.start()
+        child_end.close()
+        try:
+            if not parent_end.poll(30) or parent_end.recv() != "ready":
+                raise RuntimeError(f"the {method} receiver did not start")
+            received, times = [], []
+            for i in range(rounds + 1):  # round 0 warms up and is not timed
+                start = time.perf_counter()
+                payload[0] = i % 256
+                payload[-1] = (i * 7) % 256
+                if method == "manager":
+                    source["data"] = payload  # pickled and sent to the server
+                elif method == "queue":
+                    queue.put(payload)
+                elif method == "shared memory":
+                    view[:] = payload  # copy the new version into the shared block
+                parent_end.send(nbytes)
+                if method == "pipe":
+                    parent_end.send(payload)
+                reply = parent_end.recv()
+                if i >= 1:
+                    times.append(time.perf_counter() - start)
+                    received.append(tuple(reply))
+            parent_end.send(None)
+        finally:
+            worker.join(timeout=10)
+            if worker.is_alive():
+                worker.terminate()
+                worker.join()
+    finally:
+        parent_end.close()
+        if queue is not None:
+            queue.close()
+            queue.join_thread()
+        if manager is not None:
+            manager.shutdown()
+        if shm is not None:
+            del view  # the NumPy view must go before close()
+            shm.close()
+            shm.unlink()
+    return Transfer(method, nbytes, rounds, statistics.median(times), received)
+
+
+def expected_transfers(nbytes: int, rounds: int) -> list[tuple[int, int, int]]:
+    """What the receiver in :func:`time_transfers` should report, round by round."""
+    _check_int(nbytes, "nbytes", minimum=1)
+    _check_int(rounds, "rounds", minimum=1)
+    if nbytes == 1:  # first and last byte are the same byte: the last write wins
+        return [(1, (i * 7) % 256, (i * 7) % 256) for i in range(1, rounds + 1)]
+    return [(nbytes, i % 256, (i * 7) % 256) for i in range(1, rounds + 1)]

@@ -1,0 +1,348 @@
+"""Unit tests for chapter 06: helpers.sharing workers and helpers.checks.sharing checks."""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import threading
+from multiprocessing import shared_memory
+from multiprocessing.shared_memory import SharedMemory
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from helpers import sharing
+from helpers.checks import ExerciseFailed
+from helpers.checks import sharing as checks
+
+
+def run_all(procs):
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=30)
+    assert all(proc.exitcode == 0 for proc in procs), [proc.exitcode for proc in procs]
+
+
+# --- Manager workers ----------------------------------------------------------------------
+
+
+def test_register_worker_in_processes():
+    with multiprocessing.Manager() as manager:
+        registry, arrivals = manager.dict(), manager.list()
+        procs = [
+            multiprocessing.Process(target=sharing.register_worker, args=(registry, arrivals, n))
+            for n in ("a", "b")
+        ]
+        run_all(procs)
+        assert registry.copy() == {"a": procs[0].pid, "b": procs[1].pid}
+        assert sorted(arrivals) == ["a", "b"]
+
+
+def test_register_worker_validates_name():
+    with pytest.raises(TypeError, match="name"):
+        sharing.register_worker({}, [], "")
+
+
+def test_scaled_sum_adds_and_reports():
+    total, results = SimpleNamespace(value=1), queue.Queue()
+    partial = sharing.scaled_sum(
+        [1, 2, 3], SimpleNamespace(scale=2), total, threading.Lock(), results
+    )
+    assert partial == 12
+    assert total.value == 13
+    assert results.get_nowait()[1] == 12
+    with pytest.raises(TypeError, match="numbers"):
+        sharing.scaled_sum("123", SimpleNamespace(scale=1), total, threading.Lock(), results)
+
+
+def test_increment_in_process_and_validation():
+    counts = {"n": 0}
+    sharing.increment(counts, "n", 5)
+    sharing.increment(counts, "n", 5, threading.Lock())
+    assert counts["n"] == 10
+    with pytest.raises(TypeError, match="times"):
+        sharing.increment(counts, "n", "5")
+    with pytest.raises(ValueError, match="times"):
+        sharing.increment(counts, "n", -1)
+
+
+def test_increment_with_manager_lock_is_exact():
+    with multiprocessing.Manager() as manager:
+        counter, lock = manager.dict(n=0), manager.Lock()
+        run_all(
+            [
+                multiprocessing.Process(target=sharing.increment, args=(counter, "n", 50, lock))
+                for _ in range(3)
+            ]
+        )
+        assert counter["n"] == 150
+
+
+def test_increment_value_and_fill_slice():
+    value = multiprocessing.Value("i", 0)
+    array = multiprocessing.RawArray("q", 10)
+    run_all(
+        [
+            multiprocessing.Process(target=sharing.increment_value, args=(value, 1000, True)),
+            multiprocessing.Process(target=sharing.increment_value, args=(value, 1000, True)),
+            multiprocessing.Process(target=sharing.fill_slice, args=(array, 0, 5)),
+            multiprocessing.Process(target=sharing.fill_slice, args=(array, 5, 10)),
+        ]
+    )
+    assert value.value == 2000
+    assert list(array) == [i * i for i in range(10)]
+    with pytest.raises(TypeError, match="use_lock"):
+        sharing.increment_value(value, 1, "yes")
+    with pytest.raises(ValueError, match="stop"):
+        sharing.fill_slice([0] * 3, 2, 1)
+
+
+# --- Custom manager -------------------------------------------------------------------------
+
+
+def test_inventory_methods_and_validation():
+    inv = sharing.Inventory()
+    assert inv.add("pear", 3) == 3
+    assert inv.take("pear", 2) == 1
+    assert inv.counts() == {"pear": 1}
+    assert inv.threads_seen() == 1
+    with pytest.raises(ValueError, match="only 1 pear"):
+        inv.take("pear", 2)
+    with pytest.raises(TypeError, match="item"):
+        inv.add("", 1)
+    with pytest.raises(ValueError, match="n must be"):
+        inv.add("pear", -1)
+
+
+def test_inventory_manager_serves_atomic_adds():
+    with sharing.InventoryManager() as manager:
+        inv = manager.Inventory()
+        procs = [
+            multiprocessing.Process(target=sharing.restock, args=(inv, "fig", 100))
+            for _ in range(3)
+        ]
+        run_all(procs)
+        assert inv.counts() == {"fig": 300}
+        assert inv.server_pid() not in {p.pid for p in procs} | {
+            multiprocessing.current_process().pid
+        }
+        assert inv.threads_seen() == 3
+        with pytest.raises(ValueError):
+            inv.take("fig", 1000)  # the server's exception arrives as the same type
+
+
+# --- Shared memory ------------------------------------------------------------------------
+
+
+def test_fill_rows_fills_shared_array():
+    shape = (6, 4)
+    shm = shared_memory.SharedMemory(create=True, size=6 * 4 * 8)
+    grid = np.ndarray(shape, dtype=np.float64, buffer=shm.buf)
+    try:
+        grid[:] = -1
+        run_all(
+            [
+                multiprocessing.Process(target=sharing.fill_rows, args=(shm.name, shape, a, b))
+                for a, b in ((0, 3), (3, 6))
+            ]
+        )
+        assert np.array_equal(grid, np.sqrt(np.arange(24.0)).reshape(shape))
+        with pytest.raises(ValueError, match="stop"):
+            sharing.fill_rows(shm.name, shape, 2, 7)
+        with pytest.raises(TypeError, match="shape"):
+            sharing.fill_rows(shm.name, [6, 4], 0, 1)
+    finally:
+        del grid
+        shm.close()
+        shm.unlink()
+
+
+def test_square_slot_fills_shareable_list():
+    slots = shared_memory.ShareableList([0] * 4)
+    try:
+        run_all(
+            [
+                multiprocessing.Process(target=sharing.square_slot, args=(slots.shm.name, i))
+                for i in range(4)
+            ]
+        )
+        assert list(slots) == [0, 1, 4, 9]
+    finally:
+        slots.shm.close()
+        slots.shm.unlink()
+    with pytest.raises(TypeError, match="index"):
+        sharing.square_slot("x", "0")
+
+
+@pytest.mark.parametrize("method", sharing.TRANSFER_METHODS)
+def test_time_transfers_delivers_every_round(method):
+    transfer = sharing.time_transfers(method, 4096, 5)
+    assert transfer.method == method and transfer.rounds == 5
+    assert transfer.received == sharing.expected_transfers(4096, 5)
+    assert transfer.seconds_per_round > 0
+
+
+def test_time_transfers_validates():
+    with pytest.raises(ValueError, match="method"):
+        sharing.time_transfers("carrier pigeon", 10, 1)
+    with pytest.raises(ValueError, match="nbytes"):
+        sharing.time_transfers("pipe", 0, 1)
+    with pytest.raises(TypeError, match="rounds"):
+        sharing.time_transfers("pipe", 10, 1.5)
+    assert sharing.expected_transfers(1, 2) == [(1, 7, 7), (1, 14, 14)]
+
+
+class RecordingSharedMemory(shared_memory.SharedMemory):
+    """SharedMemory that remembers the names of the blocks it created."""
+
+    created: list[str] = []
+
+    def __init__(self, name=None, create=False, size=0):
+        super().__init__(name, create, size)
+        if create:
+            RecordingSharedMemory.created.append(self.name)
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="needs /dev/shm (Linux)")
+def test_shared_memory_helpers_leave_nothing_in_dev_shm(monkeypatch, capsys):
+    # Record the blocks the helpers create (other programs may use /dev/shm at the same time).
+    RecordingSharedMemory.created = []
+    monkeypatch.setattr(shared_memory, "SharedMemory", RecordingSharedMemory)
+    sharing.time_transfers("shared memory", 1024, 3)
+    checks.check_histogram(histogram_right)
+    with pytest.raises(ExerciseFailed):
+        checks.check_histogram(histogram_unlinks)
+    assert len(RecordingSharedMemory.created) == 3
+    left = [name for name in RecordingSharedMemory.created if Path("/dev/shm", name).exists()]
+    assert left == []
+
+
+# --- Exercise checks --------------------------------------------------------------------------
+
+
+def scores_right(board, player, scores):
+    current = board[player]
+    current.extend(scores)
+    board[player] = current
+
+
+def scores_on_copy(board, player, scores):
+    board[player].extend(scores)
+
+
+def scores_replace(board, player, scores):
+    board[player] = scores
+
+
+def scores_raise(board, player, scores):
+    raise KeyError(player)
+
+
+def scores_skeleton(board, player, scores):
+    return None
+
+
+def test_check_record_scores_passes_right_answer(capsys):
+    checks.check_record_scores(scores_right)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+@pytest.mark.parametrize(
+    "func, hint",
+    [
+        (scores_on_copy, "copy"),
+        (scores_skeleton, "did not change"),
+        (scores_replace, "old scores"),
+        (scores_raise, "raised KeyError"),
+        (None, "define the function"),
+    ],
+)
+def test_check_record_scores_fails_wrong_answers(func, hint):
+    with pytest.raises(ExerciseFailed, match=hint):
+        checks.check_record_scores(func)
+
+
+def histogram_right(name, shape, row, values):
+    from multiprocessing import shared_memory
+
+    import numpy as np
+
+    shm = shared_memory.SharedMemory(name=name)
+    try:
+        counts = np.ndarray(shape, dtype=np.int64, buffer=shm.buf)
+        counts[row] = np.bincount(values, minlength=shape[1])
+        del counts
+    finally:
+        shm.close()
+
+
+def histogram_skeleton(name, shape, row, values):
+    return None
+
+
+def histogram_local(name, shape, row, values):
+    import numpy as np
+
+    counts = np.zeros(shape, dtype=np.int64)
+    counts[row] = np.bincount(values, minlength=shape[1])
+
+
+def histogram_row_zero(name, shape, row, values):
+    from multiprocessing import shared_memory
+
+    import numpy as np
+
+    shm = shared_memory.SharedMemory(name=name)
+    try:
+        counts = np.ndarray(shape, dtype=np.int64, buffer=shm.buf)
+        counts[0] = np.bincount(values, minlength=shape[1])
+        del counts
+    finally:
+        shm.close()
+
+
+def histogram_unlinks(name, shape, row, values):
+    from multiprocessing import shared_memory
+
+    import numpy as np
+
+    shm = shared_memory.SharedMemory(name=name)
+    counts = np.ndarray(shape, dtype=np.int64, buffer=shm.buf)
+    counts[row] = np.bincount(values, minlength=shape[1])
+    del counts
+    shm.close()
+    shm.unlink()
+
+
+def histogram_no_import(name, shape, row, values):
+    shm = SharedMemory(name=name)  # a class imported at module level: not there in the worker
+    shm.close()
+
+
+def test_check_histogram_passes_right_answer(capsys):
+    checks.check_histogram(histogram_right)
+    assert "Correct:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "func, hint",
+    [
+        (histogram_skeleton, "all zeros"),
+        (histogram_local, "all zeros"),
+        (histogram_row_zero, r"row \d should hold"),
+        (histogram_unlinks, "unlink"),
+        (histogram_no_import, "import"),
+        (lambda *args: None, "lambda"),
+    ],
+)
+def test_check_histogram_fails_wrong_answers(func, hint):
+    with pytest.raises(ExerciseFailed, match=hint):
+        checks.check_histogram(func)
+
+
+def test_check_histogram_leaves_no_child_processes():
+    checks.check_histogram(histogram_right)
+    assert multiprocessing.active_children() == []
