@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import threading
+import time
 import types
 from typing import Any
 
@@ -122,8 +123,9 @@ def _run_threads(func: Any, urls: list[str], limit: int, seconds_allowed: float)
     threads = [threading.Thread(target=task, args=(url,), daemon=True) for url in urls]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + seconds_allowed
     for t in threads:
-        t.join(timeout=seconds_allowed)
+        t.join(timeout=max(0.0, deadline - time.monotonic()))
     stuck = [t for t in threads if t.is_alive()]
     if stuck:
         for _ in range(len(urls)):  # let the blocked threads finish
@@ -142,7 +144,7 @@ def check_polite_download(func: Any, limit: int = 2, downloads: int = 6) -> None
     first with threads (quick and deterministic), then with real processes."""
     _check_function(func)
     urls = [f"https://example.org/page{i}" for i in range(downloads)]
-    sink = _run_threads(func, urls, limit, seconds_allowed=downloads * 1.0)
+    sink = _run_threads(func, urls, limit, seconds_allowed=2 + 0.5 * downloads)
     expect(
         len(sink) == downloads and all(isinstance(s, timeline.Span) for s in sink),
         f"expected {downloads} spans in sink (one per download from work.fake_download), "
