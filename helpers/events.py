@@ -1,0 +1,247 @@
+"""Workers for chapter 08: events, conditions and barriers.
+
+Every function that runs in a child process lives here, so spawn and forkserver
+children can import it. ``plot_traffic`` and ``cars_on_red`` run in the notebook.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from helpers import timeline
+
+__all__ = [
+    "traffic_light",
+    "car",
+    "cars_on_red",
+    "plot_traffic",
+    "worker_until_stopped",
+    "baker",
+    "customer",
+    "phase_worker",
+    "meet_or_give_up",
+]
+
+
+def _check_seconds(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return float(value)
+
+
+def _check_count(value: Any, name: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _check_str(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    return value
+
+
+# --- Event: a traffic light ---------------------------------------------------------
+
+
+def traffic_light(
+    green: Any,
+    cycles: int,
+    red_seconds: float,
+    green_seconds: float,
+    phases: Any,
+    start_line: Any = None,
+) -> None:
+    """Run ``cycles`` of red then green; ``green`` is an Event (set = green).
+
+    Each phase goes into ``phases`` as a span labelled ``"red"`` or ``"green"``: a red
+    span starts once the event is cleared, a green span starts before it is set and ends
+    once it is cleared, so a car that passed while the event was set passed inside a green
+    span. After the last cycle the light stays green (switched off: nobody waits forever)
+    and the function returns. With ``start_line`` (a Barrier), wait there first.
+    """
+    _check_count(cycles, "cycles", minimum=1)
+    red_seconds = _check_seconds(red_seconds, "red_seconds")
+    green_seconds = _check_seconds(green_seconds, "green_seconds")
+    if start_line is not None:
+        start_line.wait()
+    for cycle in range(cycles):
+        green.clear()
+        with timeline.record("red", sink=phases):
+            time.sleep(red_seconds)
+        start = timeline.now()
+        green.set()
+        time.sleep(green_seconds)
+        if cycle < cycles - 1:
+            green.clear()
+        phases.put(timeline.make_span("green", start, timeline.now()))
+
+
+def car(
+    green: Any,
+    name: str,
+    delay: float,
+    sink: Any,
+    start_line: Any = None,
+    timeout: float = 10.0,
+) -> None:
+    """Drive up ``delay`` seconds after the start, wait for green, pass.
+
+    With ``start_line`` (a Barrier), the delay counts from when everybody met there.
+    Puts ``(name, arrived, passed)`` into ``sink`` (``passed`` is None if the light
+    stayed red for ``timeout`` seconds).
+    """
+    _check_str(name, "name")
+    delay = _check_seconds(delay, "delay")
+    timeout = _check_seconds(timeout, "timeout")
+    if start_line is not None:
+        start_line.wait()
+    time.sleep(delay)
+    arrived = timeline.now()
+    passed = timeline.now() if green.wait(timeout=timeout) else None
+    sink.put((name, arrived, passed))
+
+
+def cars_on_red(phases: list[timeline.Span], cars: list[tuple]) -> list[str]:
+    """Return the names of cars whose pass time is not inside a green phase."""
+    greens = [p for p in phases if p.label == "green"]
+    return [
+        name
+        for name, _, passed in cars
+        if passed is None or not any(g.start <= passed <= g.end for g in greens)
+    ]
+
+
+def plot_traffic(phases: list[timeline.Span], cars: list[tuple], origin: float, ax: Any = None):
+    """Draw the light's phases as coloured bands and each car's wait (bar) and pass (dot)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 1.2 + 0.4 * len(cars)), layout="constrained")
+    for p in phases:
+        ax.axvspan(
+            p.start - origin,
+            p.end - origin,
+            color="tab:green" if p.label == "green" else "tab:red",
+            alpha=0.25,
+            linewidth=0,
+        )
+    ordered = sorted(cars, key=lambda c: c[1])
+    for row, (_, arrived, passed) in enumerate(ordered):
+        end = passed if passed is not None else max(p.end for p in phases)
+        ax.barh(
+            row,
+            end - arrived,
+            left=arrived - origin,
+            height=0.5,
+            color="0.6",
+            edgecolor="black",
+            linewidth=0.5,
+        )
+        if passed is not None:
+            ax.plot(passed - origin, row, "o", color="black")
+            ax.text(
+                end - origin + 0.02,
+                row,
+                f"waited {passed - arrived:.2f} s",
+                va="center",
+                fontsize=8,
+            )
+    ax.set_yticks(range(len(ordered)), [c[0] for c in ordered])
+    ax.set_ylim(len(ordered) - 0.5, -0.5)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("seconds from start (bands: light red / green; bar: waiting; dot: passed)")
+    ax.set_title("Traffic light with an Event")
+    return ax
+
+
+# --- Event: shutdown ------------------------------------------------------------------
+
+
+def worker_until_stopped(stop: Any, name: str, results: Any, interval: float = 0.05) -> None:
+    """Do small units of work until ``stop`` is set, then clean up and report.
+
+    Puts ``(name, "started")`` first, then ``(name, "cleaned up", units)`` on the way out.
+    """
+    _check_str(name, "name")
+    interval = _check_seconds(interval, "interval")
+    results.put((name, "started"))
+    units = 0
+    try:
+        while not stop.is_set():
+            time.sleep(interval)  # one unit of work
+            units += 1
+    finally:
+        results.put((name, "cleaned up", units))
+
+
+# --- Condition: a bakery -------------------------------------------------------------
+
+
+def baker(shelf: Any, loaves: Any, batches: int, per_batch: int, seconds: float, sink: Any) -> None:
+    """Bake ``batches`` batches of ``per_batch`` loaves; after each, tell the customers.
+
+    ``shelf`` is a Condition, ``loaves`` a shared int (``Value("i", 0, lock=False)``)
+    that is only touched while holding ``shelf``.
+    """
+    _check_count(batches, "batches")
+    _check_count(per_batch, "per_batch")
+    seconds = _check_seconds(seconds, "seconds")
+    for i in range(batches):
+        with timeline.record(f"bake {i + 1}", sink=sink):
+            time.sleep(seconds)
+        with shelf:
+            loaves.value += per_batch
+            shelf.notify_all()  # wake every waiting customer: each re-checks the shelf
+
+
+def customer(shelf: Any, loaves: Any, name: str, sink: Any, timeout: float = 10.0) -> None:
+    """Wait (under ``shelf``) until a loaf is on the shelf and take it.
+
+    Puts a span from arrival to leaving into ``sink``, labelled ``name``, or
+    ``"<name> gave up"`` if no loaf came within ``timeout`` seconds.
+    """
+    _check_str(name, "name")
+    timeout = _check_seconds(timeout, "timeout")
+    arrived = timeline.now()
+    with shelf:
+        got_one = shelf.wait_for(lambda: loaves.value > 0, timeout=timeout)
+        if got_one:
+            loaves.value -= 1
+    sink.put(timeline.make_span(name if got_one else f"{name} gave up", arrived, timeline.now()))
+
+
+# --- Barrier: phases that line up ----------------------------------------------------
+
+
+def phase_worker(barrier: Any, name: str, durations: list[float], sink: Any) -> None:
+    """Do one piece of work per phase, then wait at ``barrier`` for the others.
+
+    Records ``"phase N"`` spans for the work and ``"wait"`` spans at the barrier.
+    """
+    _check_str(name, "name")
+    if not isinstance(durations, (list, tuple)):
+        raise TypeError(f"durations must be a list of seconds, got {type(durations).__name__}")
+    durations = [_check_seconds(d, "durations[i]") for d in durations]
+    for phase, seconds in enumerate(durations, start=1):
+        with timeline.record(f"phase {phase}", sink=sink):
+            time.sleep(seconds)
+        with timeline.record("wait", sink=sink):
+            barrier.wait()
+
+
+def meet_or_give_up(barrier: Any, name: str, results: Any, timeout: float = 0.3) -> None:
+    """Wait at ``barrier`` at most ``timeout`` s; report ``(name, "met")`` or the error name."""
+    _check_str(name, "name")
+    timeout = _check_seconds(timeout, "timeout")
+    try:
+        barrier.wait(timeout=timeout)
+        results.put((name, "met"))
+    except threading.BrokenBarrierError as exc:
+        results.put((name, type(exc).__name__))

@@ -1,0 +1,234 @@
+"""Unit tests for the chapter 08 workers (helpers.events) and checks (helpers.checks.events)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import threading
+import time
+
+import matplotlib
+import pytest
+
+from helpers import events, timeline
+from helpers.checks import ExerciseFailed
+from helpers.checks import events as check
+
+matplotlib.use("Agg")
+
+
+def _drain(q, n):
+    return [q.get(timeout=10) for _ in range(n)]
+
+
+def test_traffic_light_records_alternating_phases_and_ends_green():
+    green, phases = threading.Event(), queue.Queue()
+    events.traffic_light(green, 2, 0.05, 0.05, phases)
+    spans = _drain(phases, 4)
+    assert [s.label for s in spans] == ["red", "green", "red", "green"]
+    assert all(s.duration >= 0.04 for s in spans)
+    assert green.is_set()  # switched off: the road stays open
+
+
+def test_traffic_light_and_cars_in_threads():
+    green, phases, cars = threading.Event(), queue.Queue(), queue.Queue()
+    start_line = threading.Barrier(4, timeout=5)
+    light = threading.Thread(
+        target=events.traffic_light, args=(green, 3, 0.1, 0.1, phases, start_line)
+    )
+    drivers = [
+        threading.Thread(target=events.car, args=(green, f"c{i}", d, cars, start_line))
+        for i, d in enumerate([0.02, 0.15, 0.25])
+    ]
+    for t in [light, *drivers]:
+        t.start()
+    for t in [light, *drivers]:
+        t.join(timeout=10)
+    spans, passes = _drain(phases, 6), _drain(cars, 3)
+    assert events.cars_on_red(spans, passes) == []
+    waited = {name: passed - arrived for name, arrived, passed in passes}
+    assert waited["c0"] >= 0.05  # arrived on red: waited for the green
+
+
+def test_cars_on_red_flags_wrong_passes():
+    t = timeline.now()
+    phases = [
+        timeline.make_span("red", t, t + 1),
+        timeline.make_span("green", t + 1, t + 2),
+    ]
+    cars = [("ok", t, t + 1.5), ("red-runner", t, t + 0.5), ("stuck", t, None)]
+    assert events.cars_on_red(phases, cars) == ["red-runner", "stuck"]
+
+
+def test_car_gives_up_after_timeout():
+    sink = queue.Queue()
+    events.car(threading.Event(), "c", 0, sink, timeout=0.05)
+    name, _, passed = sink.get_nowait()
+    assert name == "c" and passed is None
+
+
+def test_plot_traffic_draws_one_row_per_car():
+    t = timeline.now()
+    phases = [timeline.make_span("red", t, t + 1), timeline.make_span("green", t + 1, t + 2)]
+    ax = events.plot_traffic(phases, [("a", t + 0.5, t + 1.0), ("b", t + 1.2, t + 1.2)], t)
+    assert [tick.get_text() for tick in ax.get_yticklabels()] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "call, error, word",
+    [
+        (lambda: events.traffic_light(threading.Event(), 0, 0.1, 0.1, []), ValueError, "cycles"),
+        (lambda: events.traffic_light(threading.Event(), 1, "x", 0.1, []), TypeError, "red"),
+        (lambda: events.car(threading.Event(), 3, 0, []), TypeError, "name"),
+        (lambda: events.car(threading.Event(), "c", -1, []), ValueError, "delay"),
+        (
+            lambda: events.worker_until_stopped(threading.Event(), "w", [], -1),
+            ValueError,
+            "interval",
+        ),
+        (lambda: events.baker(None, None, "2", 1, 0.1, []), TypeError, "batches"),
+        (lambda: events.customer(None, None, 5, []), TypeError, "name"),
+        (lambda: events.phase_worker(None, "w", 0.1, []), TypeError, "durations"),
+        (lambda: events.meet_or_give_up(None, "w", [], timeout=-1), ValueError, "timeout"),
+    ],
+)
+def test_workers_validate_arguments(call, error, word):
+    with pytest.raises(error, match=word):
+        call()
+
+
+def test_worker_until_stopped_cleans_up_in_a_process():
+    stop, results = multiprocessing.Event(), multiprocessing.Queue()
+    p = multiprocessing.Process(target=events.worker_until_stopped, args=(stop, "w", results))
+    p.start()
+    assert results.get(timeout=30) == ("w", "started")
+    time.sleep(0.1)
+    stop.set()
+    name, what, units = results.get(timeout=10)
+    p.join(timeout=5)
+    assert (name, what, p.exitcode) == ("w", "cleaned up", 0) and units >= 1
+
+
+def test_bakery_serves_everyone_after_baking():
+    shelf, loaves, sink = threading.Condition(), type("V", (), {"value": 0})(), queue.Queue()
+    customers = [
+        threading.Thread(target=events.customer, args=(shelf, loaves, f"c{i}", sink))
+        for i in range(4)
+    ]
+    for t in customers:
+        t.start()
+    events.baker(shelf, loaves, 2, 2, 0.05, sink)
+    for t in customers:
+        t.join(timeout=5)
+    spans = _drain(sink, 6)
+    bakes = sorted((s for s in spans if s.label.startswith("bake")), key=lambda s: s.end)
+    served = sorted((s for s in spans if s.label.startswith("c")), key=lambda s: s.end)
+    assert loaves.value == 0 and len(served) == 4
+    assert all(s.end >= bakes[k // 2].end for k, s in enumerate(served))
+
+
+def test_customer_gives_up_when_nothing_is_baked():
+    sink = queue.Queue()
+    events.customer(threading.Condition(), type("V", (), {"value": 0})(), "c", sink, 0.05)
+    assert sink.get_nowait().label == "c gave up"
+
+
+def test_phase_worker_lines_up_phases():
+    barrier, sink = threading.Barrier(2, timeout=5), queue.Queue()
+    crew = [
+        threading.Thread(target=events.phase_worker, args=(barrier, n, d, sink))
+        for n, d in [("a", [0.01, 0.1]), ("b", [0.1, 0.01])]
+    ]
+    for t in crew:
+        t.start()
+    for t in crew:
+        t.join(timeout=5)
+    spans = _drain(sink, 8)
+    phase1_end = max(s.end for s in spans if s.label == "phase 1")
+    assert all(s.start >= phase1_end for s in spans if s.label == "phase 2")
+
+
+def test_meet_or_give_up_reports_broken_barrier():
+    results = queue.Queue()
+    events.meet_or_give_up(threading.Barrier(2), "w", results, timeout=0.05)
+    assert results.get_nowait() == ("w", "BrokenBarrierError")
+    events.meet_or_give_up(threading.Barrier(1), "w", results, timeout=0.05)
+    assert results.get_nowait() == ("w", "met")
+
+
+# --- checks ---------------------------------------------------------------------------
+
+
+def runner(gun, name, sink):
+    gun.wait()
+    with timeline.record(name, sink=sink):
+        time.sleep(0.1)
+
+
+def eager_runner(gun, name, sink):
+    with timeline.record(name, sink=sink):
+        time.sleep(0.1)
+
+
+def silent_runner(gun, name, sink):
+    gun.wait()
+    time.sleep(0.1)
+
+
+def test_check_starting_gun_passes_right_answer(capsys):
+    check.check_starting_gun(runner)
+    assert "Correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "answer, hint", [(eager_runner, "before the gun"), (silent_runner, "expected 3 spans")]
+)
+def test_check_starting_gun_fails_wrong_answers(answer, hint):
+    with pytest.raises(ExerciseFailed, match=hint):
+        check.check_starting_gun(answer)
+
+
+def worker(stop, results):
+    while not stop.is_set():
+        time.sleep(0.05)
+    results.put("done")
+
+
+def hasty_worker(stop, results):
+    results.put("done")
+
+
+def deaf_worker(stop, results):
+    for _ in range(100):  # ignores stop; ends by itself after 5 s
+        time.sleep(0.05)
+    results.put("done")
+
+
+def mute_worker(stop, results):
+    while not stop.is_set():
+        time.sleep(0.05)
+
+
+def test_check_shutdown_passes_right_answer(capsys):
+    check.check_shutdown(worker)
+    assert "Correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "answer, hint",
+    [
+        (hasty_worker, "before stop was set"),
+        (deaf_worker, "still running"),
+        (mute_worker, 'put "done"'),
+    ],
+)
+def test_check_shutdown_fails_wrong_answers(answer, hint):
+    with pytest.raises(ExerciseFailed, match=hint):
+        check.check_shutdown(answer)
+
+
+def test_checks_reject_non_functions():
+    with pytest.raises(TypeError, match="func"):
+        check.check_shutdown(print)
+    with pytest.raises(TypeError, match="func"):
+        check.check_starting_gun("runner")

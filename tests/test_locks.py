@@ -1,0 +1,234 @@
+"""Unit tests for the chapter 07 workers (helpers.locks) and checks (helpers.checks.locks)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import threading
+
+import pytest
+
+from helpers import locks, timeline, work
+from helpers.checks import ExerciseFailed
+from helpers.checks import locks as check
+
+SELLERS = [locks.sell, locks.sell_locked, locks.sell_whole_loop_locked, locks.sell_local_then_once]
+
+
+def test_sell_global_changes_only_this_process_copy(monkeypatch):
+    monkeypatch.setattr(locks, "tickets_left", 100)
+    results = queue.Queue()
+    locks.sell_global(3, results)
+    _, left = results.get_nowait()
+    assert left == 97 and locks.tickets_left == 97
+
+
+def test_sell_global_in_a_child_leaves_the_parent_alone():
+    results = multiprocessing.Queue()
+    p = multiprocessing.Process(target=locks.sell_global, args=(5, results))
+    p.start()
+    _, left = results.get(timeout=30)
+    p.join()
+    assert p.exitcode == 0
+    assert left == 95 and locks.tickets_left == 100
+
+
+@pytest.mark.parametrize("seller", SELLERS)
+def test_sellers_count_in_one_process(seller):
+    tickets = multiprocessing.Value("i", 50)
+    spans = []
+    seller(tickets, 20, spans)
+    assert tickets.value == 30
+    assert len(spans) == 1 and isinstance(spans[0], timeline.Span)
+
+
+def test_sell_works_on_a_value_without_lock():
+    tickets = multiprocessing.Value("i", 10, lock=False)
+    locks.sell(tickets, 4)
+    assert tickets.value == 6
+
+
+@pytest.mark.parametrize("seller", SELLERS[1:])
+def test_locked_sellers_are_exact_in_two_processes(seller):
+    tickets = multiprocessing.Value("i", 20_000)
+    procs = [multiprocessing.Process(target=seller, args=(tickets, 10_000)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert tickets.value == 0
+
+
+@pytest.mark.parametrize("seller", SELLERS)
+def test_sellers_validate_arguments(seller):
+    with pytest.raises(TypeError, match="counter"):
+        seller(5, 1)
+    with pytest.raises(TypeError, match="times"):
+        seller(multiprocessing.Value("i", 0), "3")
+    with pytest.raises(ValueError, match="times"):
+        seller(multiprocessing.Value("i", 0), -1)
+
+
+def test_check_person_records_queue_and_check_spans():
+    sink = queue.Queue()
+    sem = threading.Semaphore(1)
+    locks.check_person(sem, "T1", 0.05, sink)
+    spans = [sink.get_nowait(), sink.get_nowait()]
+    assert [s.label for s in spans] == ["queue", "T1"]
+    assert spans[1].duration >= 0.04
+    assert sem.acquire(timeout=0)  # released again
+
+
+def test_check_person_limits_overlap():
+    sem = threading.Semaphore(2)
+    sink = queue.Queue()
+    threads = [
+        threading.Thread(target=locks.check_person, args=(sem, f"T{i}", 0.1, sink))
+        for i in range(5)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    spans = [sink.get_nowait() for _ in range(10)]
+    checks = [s for s in spans if s.label != "queue"]
+    assert timeline.max_overlap(checks) == 2
+
+
+def test_check_person_validates():
+    with pytest.raises(TypeError, match="person"):
+        locks.check_person(threading.Semaphore(), 1, 0.1, queue.Queue())
+    with pytest.raises(ValueError, match="seconds"):
+        locks.check_person(threading.Semaphore(), "T", -1, queue.Queue())
+
+
+def _transfers(orders, hold=0.1, timeout=0.3):
+    start_line = threading.Barrier(len(orders), timeout=5)
+    results = queue.Queue()
+    threads = [
+        threading.Thread(
+            target=locks.transfer, args=(name, a, b, start_line, results, hold, timeout)
+        )
+        for name, a, b in orders
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    return {r["name"]: r for r in (results.get_nowait() for _ in orders)}
+
+
+def test_transfer_opposite_order_times_out_and_same_order_completes():
+    a, b = ("A", threading.Lock()), ("B", threading.Lock())
+    opposite = _transfers([("1", a, b), ("2", b, a)])
+    assert any(r["outcome"].startswith("gave up waiting for") for r in opposite.values())
+    ordered = _transfers([("1", a, b), ("2", a, b)])
+    assert [r["outcome"] for r in ordered.values()] == ["done", "done"]
+    assert a[1].acquire(timeout=0) and b[1].acquire(timeout=0)  # all released
+
+
+def test_transfer_validates():
+    pair = ("A", threading.Lock())
+    with pytest.raises(TypeError, match="name"):
+        locks.transfer(1, pair, pair, threading.Barrier(1), queue.Queue())
+    with pytest.raises(TypeError, match="first"):
+        locks.transfer("x", threading.Lock(), pair, threading.Barrier(1), queue.Queue())
+    with pytest.raises(ValueError, match="hold"):
+        locks.transfer("x", pair, pair, threading.Barrier(1), queue.Queue(), hold=-1)
+
+
+# --- checks ---------------------------------------------------------------------------
+
+
+def safe_sell(tickets, times):
+    for _ in range(times):
+        with tickets.get_lock():
+            tickets.value -= 1
+
+
+def safe_sell_once(tickets, times):
+    with tickets.get_lock():
+        tickets.value -= times
+
+
+def racy_sell(tickets, times):
+    for _ in range(times):
+        tickets.value -= 1
+
+
+def half_locked_sell(tickets, times):
+    for _ in range(times):
+        current = tickets.value
+        with tickets.get_lock():
+            tickets.value = current - 1
+
+
+def lazy_sell(tickets, times):
+    return None
+
+
+def broken_sell(tickets, times):
+    raise RuntimeError("oops")
+
+
+@pytest.mark.parametrize("answer", [safe_sell, safe_sell_once])
+def test_check_safe_sell_passes_right_answers(answer, capsys):
+    check.check_safe_sell(answer)
+    assert "Correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "answer, hint",
+    [
+        (racy_sell, "without holding"),
+        (half_locked_sell, "without holding"),
+        (lazy_sell, "sold 0 tickets"),
+        (broken_sell, "raised"),
+    ],
+)
+def test_check_safe_sell_fails_wrong_answers(answer, hint):
+    with pytest.raises(ExerciseFailed, match=hint):
+        check.check_safe_sell(answer)
+
+
+def test_check_safe_sell_rejects_non_functions():
+    with pytest.raises(TypeError, match="func"):
+        check.check_safe_sell(print)
+
+
+def polite_download(limit, url, sink):
+    with limit:
+        work.fake_download(url, 0.3, sink=sink)
+
+
+def rude_download(limit, url, sink):
+    work.fake_download(url, 0.3, sink=sink)
+
+
+def leaky_download(limit, url, sink):
+    limit.acquire()
+    work.fake_download(url, 0.1, sink=sink)
+
+
+def forgetful_download(limit, url, sink):
+    with limit:
+        work.fake_download(url, 0.1)
+
+
+def test_check_polite_download_passes_right_answer(capsys):
+    check.check_polite_download(polite_download)
+    assert "Correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "answer, hint",
+    [
+        (rude_download, "at the same time"),
+        (leaky_download, "never got a place"),
+        (forgetful_download, "expected 6 spans"),
+    ],
+)
+def test_check_polite_download_fails_wrong_answers(answer, hint):
+    with pytest.raises(ExerciseFailed, match=hint):
+        check.check_polite_download(answer)
