@@ -11,6 +11,9 @@ import time
 from typing import Any
 
 from helpers import timeline
+from helpers.validate import check_count as _check_count
+from helpers.validate import check_seconds as _check_seconds
+from helpers.validate import check_str as _check_str
 
 __all__ = [
     "traffic_light",
@@ -23,28 +26,6 @@ __all__ = [
     "phase_worker",
     "meet_or_give_up",
 ]
-
-
-def _check_seconds(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return float(value)
-
-
-def _check_count(value: Any, name: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _check_str(value: Any, name: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
-    return value
 
 
 # --- Event: a traffic light ---------------------------------------------------------

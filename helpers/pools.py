@@ -12,6 +12,8 @@ import time
 from typing import Any
 
 from helpers import timeline
+from helpers.validate import check_number as _check_number
+from helpers.validate import check_seconds as _check_seconds
 
 __all__ = [
     "square",
@@ -26,20 +28,6 @@ __all__ = [
     "load_table",
     "translate",
 ]
-
-
-def _check_number(x: Any, name: str = "x") -> float | int:
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(x).__name__}")
-    return x
-
-
-def _check_seconds(seconds: Any, name: str = "seconds") -> float:
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {type(seconds).__name__}")
-    if seconds < 0:
-        raise ValueError(f"{name} must be >= 0, got {seconds}")
-    return float(seconds)
 
 
 def square(x: float) -> float:

@@ -14,6 +14,7 @@ import time
 from typing import Any, NamedTuple
 
 from helpers import work
+from helpers.validate import check_seconds as _check_seconds
 
 __all__ = [
     "ProcessInfo",
@@ -30,14 +31,6 @@ __all__ = [
 def _check_sink(sink: Any) -> None:
     if not hasattr(sink, "put"):
         raise TypeError(f"sink must be a queue (with a put() method), got {type(sink).__name__}")
-
-
-def _check_seconds(seconds: Any) -> float:
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise TypeError(f"seconds must be a number, got {type(seconds).__name__}")
-    if seconds < 0:
-        raise ValueError(f"seconds must be >= 0, got {seconds}")
-    return float(seconds)
 
 
 class ProcessInfo(NamedTuple):

@@ -16,6 +16,14 @@ from multiprocessing import shared_memory
 from multiprocessing.managers import BaseManager
 from typing import Any, NamedTuple
 
+from helpers.validate import check_count as _check_int
+from helpers.validate import check_str
+
+
+def _check_str(value: Any, name: str) -> str:
+    return check_str(value, name, nonempty=True)
+
+
 __all__ = [
     "register_worker",
     "scaled_sum",
@@ -33,20 +41,6 @@ __all__ = [
     "time_transfers",
     "expected_transfers",
 ]
-
-
-def _check_int(value: Any, name: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _check_str(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"{name} must be a non-empty str, got {value!r}")
-    return value
 
 
 # --- Manager basics -------------------------------------------------------------------

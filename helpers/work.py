@@ -6,27 +6,13 @@ import time
 from typing import Any
 
 from helpers import timeline
+from helpers.validate import check_count as _check_count
+from helpers.validate import check_seconds as _check_seconds
 
 __all__ = ["busy_sum", "timed_busy_sum", "calibrate", "fake_download", "URLS"]
 
 # Offline stand-ins for the pages a scraper would fetch (nothing is downloaded).
 URLS = ("https://example.org/a", "https://example.org/b", "https://example.org/c")
-
-
-def _check_count(n: Any, name: str = "n") -> int:
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"{name} must be an int, got {type(n).__name__}")
-    if n < 0:
-        raise ValueError(f"{name} must be >= 0, got {n}")
-    return n
-
-
-def _check_seconds(seconds: Any, name: str = "seconds") -> float:
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(seconds).__name__}")
-    if seconds < 0:
-        raise ValueError(f"{name} must be >= 0, got {seconds}")
-    return float(seconds)
 
 
 def busy_sum(n: int) -> int:

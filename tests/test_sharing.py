@@ -43,6 +43,8 @@ def test_register_worker_in_processes():
 
 def test_register_worker_validates_name():
     with pytest.raises(TypeError, match="name"):
+        sharing.register_worker({}, [], 3)
+    with pytest.raises(ValueError, match="name"):
         sharing.register_worker({}, [], "")
 
 
@@ -111,7 +113,7 @@ def test_inventory_methods_and_validation():
     assert inv.threads_seen() == 1
     with pytest.raises(ValueError, match="only 1 pear"):
         inv.take("pear", 2)
-    with pytest.raises(TypeError, match="item"):
+    with pytest.raises(ValueError, match="item"):
         inv.add("", 1)
     with pytest.raises(ValueError, match="n must be"):
         inv.add("pear", -1)
