@@ -1,7 +1,8 @@
-"""Small, deterministic jobs that chapters share: CPU-bound work and simulated downloads."""
+"""What chapters share: CPU-bound work, simulated downloads, and the usable CPU count."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -9,7 +10,7 @@ from helpers import timeline
 from helpers.validate import check_count as _check_count
 from helpers.validate import check_seconds as _check_seconds
 
-__all__ = ["busy_sum", "timed_busy_sum", "calibrate", "fake_download", "URLS"]
+__all__ = ["busy_sum", "timed_busy_sum", "calibrate", "fake_download", "usable_cpus", "URLS"]
 
 # Offline stand-ins for the pages a scraper would fetch (nothing is downloaded).
 URLS = ("https://example.org/a", "https://example.org/b", "https://example.org/c")
@@ -58,3 +59,20 @@ def fake_download(url: str, seconds: float = 0.3, sink: Any = None) -> timeline.
     with timeline.record(url.rsplit("/", 1)[-1] or url, sink=sink) as rec:
         time.sleep(seconds)
     return rec.span
+
+
+def usable_cpus() -> int:
+    """Return how many CPUs this process may run on.
+
+    ``os.process_cpu_count()`` (Python 3.13+) where it exists, else the size of the
+    CPU affinity mask (``os.sched_getaffinity``, Linux), else ``os.cpu_count()``.
+    ``os.cpu_count()`` alone counts every CPU in the machine, including ones a
+    container or ``taskset`` does not let this process use. Never less than 1.
+    """
+    if hasattr(os, "process_cpu_count"):
+        count = os.process_cpu_count()
+    elif hasattr(os, "sched_getaffinity"):
+        count = len(os.sched_getaffinity(0))
+    else:
+        count = os.cpu_count()
+    return count or 1

@@ -1,4 +1,4 @@
-"""Unit tests for helpers.processes and helpers.welcome (chapters 00 and 01)."""
+"""Unit tests for helpers.processes and helpers.work.usable_cpus (chapters 00 and 01)."""
 
 import multiprocessing
 import os
@@ -7,7 +7,7 @@ import signal
 import pytest
 
 from helpers import processes, timeline
-from helpers.welcome import usable_cpus
+from helpers.work import usable_cpus
 
 
 @pytest.fixture(params=multiprocessing.get_all_start_methods())
