@@ -40,7 +40,15 @@ def check_calculator(calculator: Any, *, timeout: float = 5.0) -> None:
     theirs.close()  # only the child holds that end now: if it dies, recv() gets EOFError
     try:
         for request, expected in (*CALCULATOR_REQUESTS, (("stop",), "bye")):
-            ours.send(request)
+            exited = (
+                f"the calculator exited before replying to {request!r} "
+                "(read any traceback above; reply to every request, an unknown op with "
+                "('error', op) rather than an exception, and return only after ('stop',))"
+            )
+            try:
+                ours.send(request)
+            except OSError:  # BrokenPipeError: the child is gone
+                fail(exited)
             if not ours.poll(timeout):
                 fail(
                     f"no reply to {request!r} within {timeout:.0f} s: send exactly one reply "
@@ -48,12 +56,8 @@ def check_calculator(calculator: Any, *, timeout: float = 5.0) -> None:
                 )
             try:
                 reply = ours.recv()
-            except EOFError:
-                fail(
-                    f"the calculator exited before replying to {request!r} "
-                    "(read any traceback above; an unknown op must get ('error', op), "
-                    "not an exception)"
-                )
+            except (EOFError, OSError):  # closed, or reset: it exited with a request unread
+                fail(exited)
             expect(
                 reply == expected and type(reply) is type(expected),
                 f"the reply to {request!r} was {reply!r}; expected {expected!r}",

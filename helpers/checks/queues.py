@@ -121,6 +121,24 @@ def _rescue(q: Any, n_items: int, procs: list[Any], worker: threading.Thread) ->
     return drained
 
 
+class _Watched:
+    """A Process as the learner sees it, remembering whether join() saw it exit."""
+
+    def __init__(self, process: Any):
+        self._process = process
+        self.joined = False
+
+    def join(self, timeout: float | None = None) -> None:
+        self._process.join(timeout)
+        self.joined = self._process.exitcode is not None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._process, name)
+
+    def __repr__(self) -> str:
+        return repr(self._process)
+
+
 def check_drain_then_join(func: Any, *, timeout: float = 6.0) -> None:
     """Check ``func(q, processes, n_items)``: it must get all items, then join, then return them.
 
@@ -138,13 +156,13 @@ def check_drain_then_join(func: Any, *, timeout: float = 6.0) -> None:
     ]
     for p in procs:
         p.start()
+    watched = [_Watched(p) for p in procs]
     outcome: dict[str, Any] = {}
 
     def call() -> None:
         try:
-            outcome["value"] = func(q, list(procs), n_items)
-            # Right after it returns: a producer it joined has an exit code.
-            outcome["exited"] = all(p.exitcode is not None for p in procs)
+            outcome["value"] = func(q, watched, n_items)
+            outcome["joined"] = all(w.joined for w in watched)
         except BaseException as exc:  # report it as a hint, don't print a traceback
             outcome["error"] = exc
 
@@ -190,8 +208,8 @@ def check_drain_then_join(func: Any, *, timeout: float = 6.0) -> None:
         "one from each producer",
     )
     expect(
-        outcome.get("exited") and not stuck and all(p.exitcode == 0 for p in procs),
-        "some producers were still running when drain_then_join returned: "
-        "join every process after draining",
+        outcome.get("joined") and not stuck and all(p.exitcode == 0 for p in procs),
+        "drain_then_join returned without joining the producers: "
+        "join every process (p.join()) after draining",
     )
     passed(f"all {n_items} big items drained, then all {n_items} producers joined (exit code 0)")
