@@ -10,6 +10,8 @@ import time
 from typing import Any
 
 from helpers import timeline
+from helpers.validate import check_count as _check_count
+from helpers.validate import check_seconds as _check_seconds
 
 __all__ = [
     "echo_upper",
@@ -30,22 +32,6 @@ def _check_conn(conn: Any, name: str = "conn") -> Any:
             f"got {type(conn).__name__}"
         )
     return conn
-
-
-def _check_seconds(value: Any, name: str = "seconds") -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return float(value)
-
-
-def _check_count(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
 
 
 def echo_upper(conn: Any) -> None:

@@ -11,6 +11,8 @@ import time
 from typing import Any
 
 from helpers import timeline
+from helpers.validate import check_count as _check_int
+from helpers.validate import check_seconds as _check_seconds
 
 __all__ = [
     "put_one",
@@ -23,22 +25,6 @@ __all__ = [
     "slow_consumer",
     "work_queue_worker",
 ]
-
-
-def _check_int(value: Any, name: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _check_seconds(value: Any, name: str = "seconds") -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return float(value)
 
 
 def _check_queue(q: Any, name: str = "q") -> Any:

@@ -12,7 +12,7 @@ import textwrap
 import types
 from typing import Any, NoReturn
 
-__all__ = ["ExerciseFailed", "passed", "fail", "expect", "LearnerFunction"]
+__all__ = ["ExerciseFailed", "passed", "fail", "expect", "require_function", "LearnerFunction"]
 
 
 class ExerciseFailed(AssertionError):
@@ -37,6 +37,12 @@ def expect(condition: bool, hint: str) -> None:
     """Fail with ``hint`` unless ``condition`` holds."""
     if not condition:
         fail(hint)
+
+
+def require_function(func: Any, name: str = "func") -> None:
+    """TypeError unless ``func`` is a function defined with ``def`` (what checks accept)."""
+    if not isinstance(func, types.FunctionType):
+        raise TypeError(f"{name} must be a function defined with def, got {type(func).__name__}")
 
 
 class LearnerFunction:

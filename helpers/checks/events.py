@@ -6,18 +6,12 @@ import multiprocessing
 import queue
 import threading
 import time
-import types
 from typing import Any
 
 from helpers import timeline
-from helpers.checks import LearnerFunction, expect, fail, passed
+from helpers.checks import LearnerFunction, expect, fail, passed, require_function
 
 __all__ = ["check_shutdown", "check_starting_gun"]
-
-
-def _check_function(func: Any) -> None:
-    if not isinstance(func, types.FunctionType):
-        raise TypeError(f"func must be a function defined with def, got {type(func).__name__}")
 
 
 def _call_in_thread(func: Any, *args: Any) -> tuple[threading.Thread, list]:
@@ -37,7 +31,7 @@ def _call_in_thread(func: Any, *args: Any) -> tuple[threading.Thread, list]:
 def check_shutdown(func: Any, running: float = 0.3, grace: float = 2.0) -> None:
     """Check ``worker(stop, results)``: keeps working until ``stop`` is set, then puts
     ``"done"`` into ``results`` and returns (exit code 0)."""
-    _check_function(func)
+    require_function(func)
     # 1. In a thread: quick, and it shows exactly when the worker stops.
     stop, results = threading.Event(), queue.Queue()
     thread, errors = _call_in_thread(func, stop, results)
@@ -84,7 +78,7 @@ def check_shutdown(func: Any, running: float = 0.3, grace: float = 2.0) -> None:
 def check_starting_gun(func: Any, runners: int = 3, delay: float = 0.3) -> None:
     """Check ``runner(gun, name, sink)``: nothing is recorded before ``gun`` is set, then
     one span per runner, each starting after the gun."""
-    _check_function(func)
+    require_function(func)
     # 1. Threads: they start at once, so a runner that doesn't wait is caught for sure.
     gun, sink = threading.Event(), []
     started = [_call_in_thread(func, gun, f"R{i}", sink) for i in range(runners)]

@@ -6,18 +6,12 @@ import multiprocessing
 import queue
 import threading
 import time
-import types
 from typing import Any
 
 from helpers import timeline
-from helpers.checks import LearnerFunction, expect, fail, passed
+from helpers.checks import LearnerFunction, expect, fail, passed, require_function
 
 __all__ = ["check_safe_sell", "check_polite_download"]
-
-
-def _check_function(func: Any) -> None:
-    if not isinstance(func, types.FunctionType):
-        raise TypeError(f"func must be a function defined with def, got {type(func).__name__}")
 
 
 class _WatchedLock:
@@ -71,7 +65,7 @@ class _WatchedTickets:
 def check_safe_sell(func: Any, processes: int = 2, times: int = 20_000) -> None:
     """Check ``safe_sell(tickets, times)``: every read and write under ``tickets.get_lock()``,
     and an exact total when several processes sell at once."""
-    _check_function(func)
+    require_function(func)
     watched = _WatchedTickets(1000)
     try:
         func(watched, 50)
@@ -142,7 +136,7 @@ def _run_threads(func: Any, urls: list[str], limit: int, seconds_allowed: float)
 def check_polite_download(func: Any, limit: int = 2, downloads: int = 6) -> None:
     """Check ``polite_download(limit, url, sink)``: at most ``limit`` downloads at a time,
     first with threads (quick and deterministic), then with real processes."""
-    _check_function(func)
+    require_function(func)
     urls = [f"https://example.org/page{i}" for i in range(downloads)]
     sink = _run_threads(func, urls, limit, seconds_allowed=2 + 0.5 * downloads)
     expect(
