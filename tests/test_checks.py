@@ -39,3 +39,19 @@ def test_learner_function_rejects_what_it_cannot_carry():
         checks.LearnerFunction(len)
     with pytest.raises(TypeError, match="lambda"):
         checks.LearnerFunction(lambda x: x)
+
+
+def test_stop_processes_joins_the_finished_and_terminates_the_stuck():
+    ctx = multiprocessing.get_context("spawn")
+    quick = ctx.Process(target=time.sleep, args=(0,))
+    stuck = ctx.Process(target=time.sleep, args=(30,))
+    quick.start()
+    stuck.start()
+    assert checks.stop_processes([quick, stuck], timeout=3) == [stuck]
+    assert quick.exitcode == 0 and stuck.exitcode is not None and stuck.exitcode < 0
+
+
+def test_require_function_names_the_argument():
+    checks.require_function(learner_square)
+    with pytest.raises(TypeError, match="worker must be a function"):
+        checks.require_function(print, "worker")

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import inspect
 import textwrap
+import time
 import types
 from typing import Any, NoReturn
 
-__all__ = ["ExerciseFailed", "passed", "fail", "expect", "require_function", "LearnerFunction"]
+__all__ = [
+    "ExerciseFailed",
+    "passed",
+    "fail",
+    "expect",
+    "require_function",
+    "stop_processes",
+    "LearnerFunction",
+]
 
 
 class ExerciseFailed(AssertionError):
@@ -43,6 +52,21 @@ def require_function(func: Any, name: str = "func") -> None:
     """TypeError unless ``func`` is a function defined with ``def`` (what checks accept)."""
     if not isinstance(func, types.FunctionType):
         raise TypeError(f"{name} must be a function defined with def, got {type(func).__name__}")
+
+
+def stop_processes(procs: list[Any], timeout: float) -> list[Any]:
+    """Join processes within ``timeout`` seconds in all; terminate and join any still alive.
+
+    Returns the ones that had to be terminated, so a check can say the learner's code hung.
+    """
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+    stuck = [p for p in procs if p.is_alive()]
+    for p in stuck:
+        p.terminate()
+        p.join()
+    return stuck
 
 
 class LearnerFunction:

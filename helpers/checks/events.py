@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from helpers import timeline
-from helpers.checks import LearnerFunction, expect, fail, passed, require_function
+from helpers.checks import LearnerFunction, expect, fail, passed, require_function, stop_processes
 
 __all__ = ["check_shutdown", "check_starting_gun"]
 
@@ -121,11 +121,7 @@ def check_starting_gun(func: Any, runners: int = 3, delay: float = 0.3) -> None:
             got.append(spans.get(timeout=30))
     except queue.Empty:
         pass
-    for p in procs:
-        p.join(timeout=5)
-        if p.is_alive():
-            p.terminate()
-            p.join()
+    stop_processes(procs, 5 * len(procs))
     expect(len(got) == runners, f"only {len(got)} of {runners} processes delivered a span")
     early = [s.label for s in got if s.start < fired]
     expect(not early, f"{early} started before the gun was fired: gun.wait() first")

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from helpers import timeline
-from helpers.checks import LearnerFunction, expect, fail, passed, require_function
+from helpers.checks import LearnerFunction, expect, fail, passed, require_function, stop_processes
 
 __all__ = ["check_safe_sell", "check_polite_download"]
 
@@ -87,12 +87,7 @@ def check_safe_sell(func: Any, processes: int = 2, times: int = 20_000) -> None:
     ]
     for p in workers:
         p.start()
-    for p in workers:
-        p.join(timeout=60)
-    stuck = [p for p in workers if p.is_alive()]
-    for p in stuck:
-        p.terminate()
-        p.join()
+    stuck = stop_processes(workers, 60)
     expect(not stuck, "a process was still selling after 60 s: does every acquire have a release?")
     codes = [p.exitcode for p in workers]
     expect(codes == [0] * processes, f"the processes exited with codes {codes}, expected all 0")
@@ -163,11 +158,7 @@ def check_polite_download(func: Any, limit: int = 2, downloads: int = 6) -> None
             got.append(spans.get(timeout=30))
     except queue.Empty:
         pass
-    for p in workers:
-        p.join(timeout=10)
-        if p.is_alive():
-            p.terminate()
-            p.join()
+    stop_processes(workers, 10 * len(workers))
     expect(
         len(got) == downloads,
         f"only {len(got)} of {downloads} processes delivered a span to sink",

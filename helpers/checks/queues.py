@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any
 
 from helpers import queues
-from helpers.checks import LearnerFunction, expect, fail, passed
+from helpers.checks import LearnerFunction, expect, fail, passed, stop_processes
 
 __all__ = ["check_pipeline", "check_drain_then_join"]
 
@@ -23,18 +23,6 @@ def _learner(func: Any, name: str) -> LearnerFunction:
     if not isinstance(func, types.FunctionType):
         fail(f"define {name} with def in the cell above (got {type(func).__name__})")
     return LearnerFunction(func)
-
-
-def _stop(procs: list[Any], timeout: float) -> list[Any]:
-    """Join processes; terminate those still alive after ``timeout``. Return the stuck ones."""
-    deadline = time.monotonic() + timeout
-    for p in procs:
-        p.join(timeout=max(0.0, deadline - time.monotonic()))
-    stuck = [p for p in procs if p.is_alive()]
-    for p in stuck:
-        p.terminate()
-        p.join()
-    return stuck
 
 
 def check_pipeline(stage: Any, *, timeout: float = 10.0) -> None:
@@ -68,7 +56,7 @@ def check_pipeline(stage: Any, *, timeout: float = 10.0) -> None:
             got_sentinel = True
             break
         received.append(item)
-    stuck = _stop(procs, timeout=3.0)
+    stuck = stop_processes(procs, timeout=3.0)
     for q in (first, middle, last):
         q.cancel_join_thread()  # a broken stage may have left items behind; don't wait on them
         q.close()
@@ -114,7 +102,7 @@ def _rescue(q: Any, n_items: int, procs: list[Any], worker: threading.Thread) ->
         except queue.Empty:
             break
         drained += 1
-    _stop(procs, timeout=3.0)
+    stop_processes(procs, timeout=3.0)
     for _ in range(n_items):  # a get() waiting for more items than were produced
         q.put((0, b""))
     worker.join(timeout=2.0)
@@ -185,7 +173,7 @@ def check_drain_then_join(func: Any, *, timeout: float = 6.0) -> None:
         except queue.Empty:
             break
         leftover += 1
-    stuck = _stop(procs, timeout=3.0)
+    stuck = stop_processes(procs, timeout=3.0)
 
     if "error" in outcome:
         exc = outcome["error"]
