@@ -149,3 +149,12 @@ def test_readme_links_point_at_existing_files():
     for target in re.findall(r"\]\(([^)\s#]+)\)", readme):
         if not target.startswith(("http://", "https://")):
             assert (ROOT / target).exists(), f"README.md links to missing {target}"
+
+
+def test_each_chapter_ends_by_linking_the_next_one():
+    for path, following in zip(NOTEBOOKS, NOTEBOOKS[1:]):
+        nb = nbformat.read(path, as_version=4)
+        last = [c for c in nb.cells if c.cell_type == "markdown"][-1].source
+        assert f"({following.name})" in last, (
+            f"{path.name}: the closing cell should link the next chapter, {following.name}"
+        )
