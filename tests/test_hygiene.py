@@ -1,5 +1,6 @@
 """Repository hygiene: clean notebooks, the chapter contract's shape, dependency files in sync."""
 
+import itertools
 import re
 import sys
 from pathlib import Path
@@ -152,7 +153,7 @@ def test_readme_links_point_at_existing_files():
 
 
 def test_each_chapter_ends_by_linking_the_next_one():
-    for path, following in zip(NOTEBOOKS, NOTEBOOKS[1:]):
+    for path, following in itertools.pairwise(NOTEBOOKS):
         nb = nbformat.read(path, as_version=4)
         last = [c for c in nb.cells if c.cell_type == "markdown"][-1].source
         assert f"({following.name})" in last, (
