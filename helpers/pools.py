@@ -90,13 +90,14 @@ def add_one(x: int) -> int:
     return x + 1
 
 
-def exit_abruptly(code: int = 1) -> None:
-    """End this worker process at once with ``os._exit(code)``, as a crash would.
+def exit_abruptly(code: int = 1, delay: float = 0.0) -> None:
+    """After ``delay`` seconds, end this worker process with ``os._exit(code)``, as a crash would.
 
     No exception, no cleanup, no result: the pool just loses the process.
     """
     if isinstance(code, bool) or not isinstance(code, int):
         raise TypeError(f"code must be an int, got {type(code).__name__}")
+    time.sleep(_check_seconds(delay, "delay"))
     os._exit(code)
 
 

@@ -28,6 +28,7 @@ def test_square_power_add_one():
         lambda: pools.timed_sleep(1, 0.0),
         lambda: pools.timed_sleep_task(["a", 0.0]),
         lambda: pools.exit_abruptly("1"),
+        lambda: pools.exit_abruptly(1, "0.1"),
         lambda: pools.load_table([("a", "b")]),
         lambda: pools.translate(3),
         lambda: pools.checked_sqrt(None),
