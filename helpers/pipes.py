@@ -97,13 +97,21 @@ def stats_server(conn: Any) -> None:
                 conn.send(("error", str(exc)))
 
 
-def reply_after(conn: Any, label: str, seconds: float) -> None:
-    """Work for ``seconds`` (sleep, recorded as a span), send ``(label, span)``, close."""
+def reply_after(conn: Any, label: str, seconds: float, start: Any = None) -> None:
+    """Work for ``seconds`` (sleep, recorded as a span), send ``(label, span)``, close.
+
+    If ``start`` (a ``multiprocessing.Barrier``) is given, wait there first (at most 30 s),
+    so that all workers sharing it begin their work at the same moment.
+    """
     _check_conn(conn)
     if not isinstance(label, str):
         raise TypeError(f"label must be a str, got {type(label).__name__}")
     seconds = _check_seconds(seconds)
+    if start is not None and not hasattr(start, "wait"):
+        raise TypeError(f"start must be a Barrier or None, got {type(start).__name__}")
     with conn:
+        if start is not None:
+            start.wait(timeout=30)
         with timeline.record(label) as rec:
             time.sleep(seconds)
         conn.send((label, rec.span))

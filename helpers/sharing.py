@@ -68,9 +68,17 @@ def scaled_sum(numbers: list[int], settings: Any, total: Any, lock: Any, results
     return partial
 
 
-def increment(shared: Any, key: Any, times: int, lock: Any = None) -> None:
-    """Do ``shared[key] += 1`` ``times`` times, holding ``lock`` around each one if given."""
+def increment(shared: Any, key: Any, times: int, lock: Any = None, start: Any = None) -> None:
+    """Do ``shared[key] += 1`` ``times`` times, holding ``lock`` around each one if given.
+
+    If ``start`` (a Barrier) is given, wait there first (at most 30 s), so that all the
+    workers sharing it begin incrementing at the same moment.
+    """
     _check_int(times, "times")
+    if start is not None and not hasattr(start, "wait"):
+        raise TypeError(f"start must be a Barrier or None, got {type(start).__name__}")
+    if start is not None:
+        start.wait(timeout=30)
     for _ in range(times):
         if lock is None:
             shared[key] += 1  # read (one round trip), then write (another)

@@ -51,6 +51,7 @@ def test_send_chunks_and_send_many_in_process():
         (lambda: pipes.send_chunks(multiprocessing.Pipe()[1], ["text"]), TypeError),
         (lambda: pipes.reply_after(multiprocessing.Pipe()[1], 1, 0.1), TypeError),
         (lambda: pipes.reply_after(multiprocessing.Pipe()[1], "x", -1), ValueError),
+        (lambda: pipes.reply_after(multiprocessing.Pipe()[1], "x", 0.1, "go"), TypeError),
         (lambda: pipes.send_many(multiprocessing.Pipe()[1], -1), ValueError),
         (lambda: pipes.send_many_queue("q", 1), TypeError),
         (lambda: pipes.serve_listener(multiprocessing.Pipe()[1], "key"), TypeError),
@@ -81,28 +82,38 @@ def test_dead_child_poll_then_eof_after_closing_our_copy(method):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_wait_collects_every_reply(method):
+def test_wait_collects_every_reply_in_finishing_order(method):
     ctx = multiprocessing.get_context(method)
+    plan = [("slow", 0.4), ("fast", 0.0), ("medium", 0.2)]
+    start = ctx.Barrier(len(plan))  # they start working together, so finish in a known order
     readers, procs = [], []
-    for label, seconds in [("a", 0.2), ("b", 0.0)]:
+    for label, seconds in plan:
         r, w = ctx.Pipe(duplex=False)
-        p = ctx.Process(target=pipes.reply_after, args=(w, label, seconds))
+        p = ctx.Process(target=pipes.reply_after, args=(w, label, seconds, start))
         p.start()
         w.close()
         readers.append(r)
         procs.append(p)
-    labels = []
+    labels, spans = [], {}
     while readers:
         ready = wait(readers, timeout=10)
         assert ready
         for conn in ready:
             try:
-                labels.append(conn.recv()[0])
+                label, span = conn.recv()
             except EOFError:
                 readers.remove(conn)
+                conn.close()
+                continue
+            labels.append(label)
+            spans[label] = span
     for p in procs:
-        p.join()
-    assert sorted(labels) == ["a", "b"]
+        p.join(timeout=10)
+        assert p.exitcode == 0
+    assert labels == ["fast", "medium", "slow"]
+    # The barrier lined them up: every span starts within a moment of the others.
+    starts = [span.start for span in spans.values()]
+    assert max(starts) - min(starts) < 0.1
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -69,6 +69,8 @@ def test_increment_in_process_and_validation():
         sharing.increment(counts, "n", "5")
     with pytest.raises(ValueError, match="times"):
         sharing.increment(counts, "n", -1)
+    with pytest.raises(TypeError, match="start"):
+        sharing.increment(counts, "n", 1, None, "go")
 
 
 def test_increment_with_manager_lock_is_exact():
@@ -81,6 +83,21 @@ def test_increment_with_manager_lock_is_exact():
             ]
         )
         assert counter["n"] == 150
+
+
+def test_increment_lined_up_at_a_barrier_loses_updates_without_a_lock():
+    # The chapter's lesson: started together, unlocked read-then-write increments collide.
+    with multiprocessing.Manager() as manager:
+        counter, start = manager.dict(n=0), manager.Barrier(3)
+        run_all(
+            [
+                multiprocessing.Process(
+                    target=sharing.increment, args=(counter, "n", 300, None, start)
+                )
+                for _ in range(3)
+            ]
+        )
+        assert 0 < counter["n"] < 900
 
 
 def test_increment_value_and_fill_slice():
