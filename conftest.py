@@ -185,7 +185,12 @@ class StartMethodRun(IPyNbFile):
                     "(join or close every Process and Pool):\n  "
                     + "\n  ".join(_describe(p) for p in leftovers)
                 )
-            new_shm = sorted(_shm_names() - self._shm_before)
+            # Wait a moment: a segment from another test run on the machine may be on its way out.
+            deadline = time.monotonic() + 3
+            while (
+                new_shm := sorted(_shm_names() - self._shm_before)
+            ) and time.monotonic() < deadline:
+                time.sleep(0.2)
             if new_shm:
                 problems.append(
                     "shared memory left in /dev/shm after the last cell "
