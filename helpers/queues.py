@@ -38,13 +38,22 @@ def put_one(q: Any, item: Any) -> None:
     _check_queue(q).put(item)
 
 
-def put_big(q: Any, size: int) -> None:
+def put_big(q: Any, size: int, put_returned: Any = None) -> None:
     """Put one ``bytes`` item of ``size`` bytes on the queue, tagged with this process's pid.
 
     The item is ``(pid, payload)``; with a large ``size`` the queue's feeder thread
-    cannot push it all into the pipe until someone reads it.
+    cannot push it all into the pipe until someone reads it. If ``put_returned`` (an
+    ``Event``) is given, it is set as soon as ``put()`` has returned.
     """
-    _check_queue(q).put((os.getpid(), bytes(_check_int(size, "size"))))
+    _check_queue(q)
+    size = _check_int(size, "size")
+    if put_returned is not None and not hasattr(put_returned, "set"):
+        raise TypeError(
+            f"put_returned must be an Event (or None), got {type(put_returned).__name__}"
+        )
+    q.put((os.getpid(), bytes(size)))
+    if put_returned is not None:
+        put_returned.set()
 
 
 def put_big_and_leave(q: Any, size: int) -> None:
