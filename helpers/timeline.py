@@ -205,7 +205,7 @@ def plot_timeline(
     for s in spans:
         row = order[s.worker]
         left, width = s.start - zero, s.duration
-        ax.barh(
+        (bar,) = ax.barh(
             row,
             width,
             left=left,
@@ -214,7 +214,7 @@ def plot_timeline(
             edgecolor="black",
             linewidth=0.5,
         )
-        ax.text(left + width / 2, row, s.label, ha="center", va="center", fontsize=8, clip_on=True)
+        ax.add_artist(_bar_label(bar, left + width / 2, row, s.label))
 
     ax.set_yticks(range(len(order)), list(order))
     ax.set_ylim(len(order) - 0.5, -0.5)
@@ -228,6 +228,26 @@ def plot_timeline(
     if heading:
         ax.set_title(heading)
     return ax
+
+
+def _bar_label(bar: Any, x: float, y: float, text: str) -> Any:
+    """A bar's label that is drawn only when it fits inside the bar.
+
+    Bars of very short tasks would otherwise carry a smudge of overprinted text.
+    ``shown`` tells whether the last draw showed it.
+    """
+    from matplotlib.text import Text
+
+    class BarLabel(Text):
+        shown = False
+
+        def draw(self, renderer: Any) -> None:
+            fits = self.get_window_extent(renderer).width <= bar.get_window_extent(renderer).width
+            self.shown = fits
+            if fits:
+                super().draw(renderer)
+
+    return BarLabel(x, y, text, ha="center", va="center", fontsize=8)
 
 
 def plot_comparison(

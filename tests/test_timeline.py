@@ -140,6 +140,14 @@ def test_plot_timeline_draws_one_labelled_bar_per_span_in_one_row_per_worker():
     assert ax.get_xlabel() == "seconds from start"
 
 
+def test_bar_labels_are_drawn_only_where_they_fit():
+    spans = [span("a long label", 0.0, 1.0), span("tiny", 1.0, 1.001)]
+    ax = timeline.plot_timeline(spans)
+    ax.figure.canvas.draw()
+    shown = {t.get_text(): t.shown for t in ax.texts}
+    assert shown == {"a long label": True, "tiny": False}
+
+
 def test_plot_comparison_shares_the_time_axis_and_titles_each_run_with_its_total():
     seq = [span("a", 0, 1), span("b", 1, 2)]
     par = [span("a", 5, 6, pid=1), span("b", 5, 6, pid=2)]
