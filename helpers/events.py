@@ -16,6 +16,7 @@ from helpers.validate import check_seconds as _check_seconds
 from helpers.validate import check_str as _check_str
 
 __all__ = [
+    "naive_light",
     "traffic_light",
     "car",
     "cars_on_red",
@@ -29,6 +30,33 @@ __all__ = [
 
 
 # --- Event: a traffic light ---------------------------------------------------------
+
+
+def naive_light(
+    green: Any, green_seconds: float, phases: Any = None, cycles: int | None = None
+) -> None:
+    """The classic demo's light: flip ``green`` (an Event) in a loop, sleeping only on green.
+
+    With ``cycles=None`` it never returns, like the original. With ``phases`` it puts a
+    ``"red"`` and a ``"green"`` span per cycle there.
+    """
+    green_seconds = _check_seconds(green_seconds, "green_seconds")
+    if cycles is not None:
+        _check_count(cycles, "cycles", minimum=1)
+    done = 0
+    red_since = timeline.now()
+    while cycles is None or done < cycles:
+        if green.is_set():
+            green.clear()  # red ...
+            red_since = timeline.now()
+        else:
+            green_since = timeline.now()
+            green.set()  # ... and green again on the very next pass of the loop
+            time.sleep(green_seconds)  # the only sleep: red lasts no time at all
+            if phases is not None:
+                phases.put(timeline.make_span("red", red_since, green_since))
+                phases.put(timeline.make_span("green", green_since, timeline.now()))
+            done += 1
 
 
 def traffic_light(
@@ -99,12 +127,23 @@ def cars_on_red(phases: list[timeline.Span], cars: list[tuple]) -> list[str]:
     ]
 
 
-def plot_traffic(phases: list[timeline.Span], cars: list[tuple], origin: float, ax: Any = None):
-    """Draw the light's phases as coloured bands and each car's wait (bar) and pass (dot)."""
+def plot_traffic(
+    phases: list[timeline.Span],
+    cars: list[tuple],
+    origin: float,
+    ax: Any = None,
+    title: str = "Traffic light with an Event: cars wait on red, pass on green",
+):
+    """Draw the light's phases as coloured bands and each car's wait (bar) and pass (dot).
+
+    ``cars`` holds ``(name, arrived, passed)`` tuples; rows are in order of arrival.
+    """
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(9, 1.2 + 0.4 * len(cars)), layout="constrained")
+        _, ax = plt.subplots(figsize=(10, 1.5 + 0.45 * len(cars)), layout="constrained")
     for p in phases:
         ax.axvspan(
             p.start - origin,
@@ -130,15 +169,26 @@ def plot_traffic(phases: list[timeline.Span], cars: list[tuple], origin: float, 
             ax.text(
                 end - origin + 0.02,
                 row,
-                f"waited {passed - arrived:.2f} s",
+                f"waited {passed - arrived:.2f} s" if passed - arrived >= 0.005 else "no wait",
                 va="center",
                 fontsize=8,
             )
     ax.set_yticks(range(len(ordered)), [c[0] for c in ordered])
     ax.set_ylim(len(ordered) - 0.5, -0.5)
-    ax.set_xlim(left=0)
-    ax.set_xlabel("seconds from start (bands: light red / green; bar: waiting; dot: passed)")
-    ax.set_title("Traffic light with an Event")
+    ax.set_xlim(0, max(p.end for p in phases) - origin + 0.35)  # room for the last label
+    ax.set_xlabel("seconds from the start")
+    ax.set_title(title)
+    ax.legend(
+        handles=[
+            Patch(color="tab:red", alpha=0.25, label="light red"),
+            Patch(color="tab:green", alpha=0.25, label="light green"),
+            Patch(facecolor="0.6", edgecolor="black", label="car waiting"),
+            Line2D([], [], marker="o", color="black", linestyle="", label="car passes"),
+        ],
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+        frameon=False,
+    )
     return ax
 
 

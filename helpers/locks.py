@@ -46,42 +46,59 @@ def sell_global(times: int, results: Any) -> None:
     results.put((os.getpid(), tickets_left))
 
 
-def sell(counter: Any, times: int, sink: Any = None) -> None:
-    """Sell ``times`` tickets with ``counter.value -= 1``: a read, then a separate write (racy)."""
+def sell(counter: Any, times: int, sink: Any = None, start_line: Any = None) -> None:
+    """Sell ``times`` tickets with ``counter.value -= 1``: a read, then a separate write (racy).
+
+    Puts a span into ``sink`` if given. With ``start_line`` (a ``Barrier`` shared by the
+    sellers) it waits there first, so all sellers start selling at the same moment.
+    The other sellers below take the same arguments.
+    """
     _check_shared_value(counter)
     _check_count(times, "times")
+    if start_line is not None:
+        start_line.wait()  # a Barrier: all sellers start together
     with timeline.record("no lock", sink=sink):
         for _ in range(times):
             counter.value -= 1
 
 
-def sell_locked(counter: Any, times: int, sink: Any = None) -> None:
+def sell_locked(counter: Any, times: int, sink: Any = None, start_line: Any = None) -> None:
     """Sell ``times`` tickets, holding ``counter.get_lock()`` around each read-modify-write."""
     _check_shared_value(counter)
     _check_count(times, "times")
+    if start_line is not None:
+        start_line.wait()  # a Barrier: all sellers start together
     with timeline.record("lock per ticket", sink=sink):
         for _ in range(times):
             with counter.get_lock():
                 counter.value -= 1
 
 
-def sell_whole_loop_locked(counter: Any, times: int, sink: Any = None) -> None:
+def sell_whole_loop_locked(
+    counter: Any, times: int, sink: Any = None, start_line: Any = None
+) -> None:
     """Sell ``times`` tickets holding the lock for the whole loop (correct, but serial).
 
     The span starts once the lock is held, so waiting for it shows as a gap.
     """
     _check_shared_value(counter)
     _check_count(times, "times")
+    if start_line is not None:
+        start_line.wait()  # a Barrier: all sellers start together
     with counter.get_lock():
         with timeline.record("lock whole loop", sink=sink):
             for _ in range(times):
                 counter.value -= 1
 
 
-def sell_local_then_once(counter: Any, times: int, sink: Any = None) -> None:
+def sell_local_then_once(
+    counter: Any, times: int, sink: Any = None, start_line: Any = None
+) -> None:
     """Count sales in a local variable, then subtract the total once under the lock."""
     _check_shared_value(counter)
     _check_count(times, "times")
+    if start_line is not None:
+        start_line.wait()  # a Barrier: all sellers start together
     with timeline.record("local, add once", sink=sink):
         sold = 0
         for _ in range(times):
@@ -113,7 +130,7 @@ def transfer(
     start_line: Any,
     results: Any,
     hold: float = 0.3,
-    timeout: float = 0.6,
+    timeout: float = 1.0,
 ) -> None:
     """Take lock ``first``, work ``hold`` s, then take ``second``; never wait past ``timeout``.
 

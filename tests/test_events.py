@@ -30,6 +30,34 @@ def test_traffic_light_records_alternating_phases_and_ends_green():
     assert green.is_set()  # switched off: the road stays open
 
 
+def test_naive_light_has_almost_no_red_and_stops_after_cycles():
+    green, phases = threading.Event(), queue.Queue()
+    events.naive_light(green, 0.05, phases, cycles=3)
+    spans = _drain(phases, 6)
+    assert [s.label for s in spans] == ["red", "green"] * 3
+    red = sum(s.duration for s in spans if s.label == "red")
+    green_time = sum(s.duration for s in spans if s.label == "green")
+    assert green_time >= 0.14 and red < 0.1 * green_time
+
+
+def test_naive_light_without_cycles_never_ends():
+    green = multiprocessing.Event()
+    p = multiprocessing.Process(target=events.naive_light, args=(green, 0.01))
+    p.start()
+    p.join(timeout=0.3)
+    alive = p.is_alive()
+    p.terminate()
+    p.join(timeout=5)
+    assert alive
+
+
+def test_naive_light_validates():
+    with pytest.raises(ValueError, match="green_seconds"):
+        events.naive_light(threading.Event(), -1)
+    with pytest.raises(ValueError, match="cycles"):
+        events.naive_light(threading.Event(), 0.1, cycles=0)
+
+
 def test_traffic_light_and_cars_in_threads():
     green, phases, cars = threading.Event(), queue.Queue(), queue.Queue()
     start_line = threading.Barrier(4, timeout=5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import threading
+import time
 
 import pytest
 
@@ -58,6 +59,41 @@ def test_locked_sellers_are_exact_in_two_processes(seller):
         p.join()
     assert [p.exitcode for p in procs] == [0, 0]
     assert tickets.value == 0
+
+
+@pytest.mark.parametrize("seller", SELLERS)
+def test_sellers_wait_at_the_start_line(seller):
+    tickets = multiprocessing.Value("i", 100)
+    start_line = threading.Barrier(2, timeout=5)
+    spans = []
+    thread = threading.Thread(target=seller, args=(tickets, 10, spans, start_line))
+    thread.start()
+    time.sleep(0.1)
+    assert tickets.value == 100 and not spans  # still waiting for the second seller
+    start_line.wait()
+    thread.join(timeout=5)
+    assert tickets.value == 90 and len(spans) == 1
+
+
+def test_unlocked_sellers_lined_up_lose_updates_in_some_trial():
+    """The chapter's claim: with a start line and 2 CPUs, the racy seller loses sales."""
+    if work.usable_cpus() < 2:
+        pytest.skip("needs two usable CPUs")
+    losses = []
+    for _ in range(5):
+        tickets = multiprocessing.Value("i", 100_000)
+        start_line = multiprocessing.Barrier(2, timeout=30)
+        procs = [
+            multiprocessing.Process(target=locks.sell, args=(tickets, 50_000, None, start_line))
+            for _ in range(2)
+        ]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=30)
+        assert [p.exitcode for p in procs] == [0, 0]
+        losses.append(tickets.value)
+    assert all(lost >= 0 for lost in losses) and any(lost > 0 for lost in losses)
 
 
 @pytest.mark.parametrize("seller", SELLERS)
