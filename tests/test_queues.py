@@ -16,12 +16,6 @@ from helpers.checks import queues as check
 
 METHODS = multiprocessing.get_all_start_methods()
 
-# Python 3.12+ warns when fork (the default on Linux up to 3.13) runs in a process with
-# threads; earlier tests leave queue feeder threads behind in this one. Expected here.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:This process .* is multi-threaded:DeprecationWarning"
-)
-
 
 # ---- workers, run in the test process ----------------------------------------------------
 
