@@ -9,6 +9,7 @@ import pytest
 from helpers.checks import ExerciseFailed
 from helpers.checks.processes import check_exit_codes, check_run_downloads
 from helpers.checks.welcome import JOBS, check_threads_or_processes
+from helpers.processes import nap
 from helpers.work import fake_download
 
 RIGHT_CODES = {
@@ -73,6 +74,17 @@ def missing_one(urls, seconds):
     return spans[:-1], elapsed
 
 
+LEFT_RUNNING = []
+
+
+def leaves_one_running(urls, seconds):
+    spans, elapsed = right_downloads(urls, seconds)
+    straggler = multiprocessing.Process(target=nap, args=(30,))  # never joined
+    straggler.start()
+    LEFT_RUNNING.append(straggler)
+    return spans, elapsed
+
+
 def test_run_downloads_right_answer_passes(capsys):
     check_run_downloads(right_downloads)
     assert capsys.readouterr().out.startswith("Correct:")
@@ -92,6 +104,13 @@ def test_run_downloads_right_answer_passes(capsys):
 def test_run_downloads_wrong_answers_fail(wrong, hint):
     with pytest.raises(ExerciseFailed, match=hint):
         check_run_downloads(wrong)
+
+
+def test_run_downloads_stops_what_it_left_running():
+    with pytest.raises(ExerciseFailed, match="join every process"):
+        check_run_downloads(leaves_one_running)
+    assert not LEFT_RUNNING[0].is_alive()  # the check stopped it
+    assert multiprocessing.active_children() == []
 
 
 def test_exit_codes_right_answer_passes(capsys):

@@ -121,6 +121,7 @@ def _bad():
         (lambda values: ({}, _bad()), "every good input"),
         (lambda values: ({v: 0.0 for v in _good()}, _bad()), "expected"),
         (lambda values: [_good(), _bad()], "tuple"),
+        (lambda values: (_good(), _bad()), "not in a worker"),  # computed in the parent
     ],
 )
 def test_check_run_batch_fails_wrong_answers(wrong, hint):

@@ -61,6 +61,14 @@ def check_run_batch(run_batch: Callable[[list], Any]) -> None:
             f"results[{value}] is {results[value]!r}, expected {math.sqrt(value)}: store the "
             "value get() returns",
         )
+    for value, exc in errors.items():
+        # A pool re-raises a worker's exception with the worker's traceback attached as
+        # its __cause__ (multiprocessing.pool.RemoteTraceback).
+        expect(
+            type(exc.__cause__).__name__ == "RemoteTraceback",
+            f"errors[{value}] was raised in this process, not in a worker: run every "
+            "checked_sqrt call in the pool (pool.apply_async) and collect it with get()",
+        )
     passed(f"{len(results)} results and {len(errors)} errors, nothing lost.")
 
 

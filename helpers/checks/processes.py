@@ -5,12 +5,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import time
 from collections.abc import Callable
 from typing import Any
 
 from helpers import processes, timeline
-from helpers.checks import expect, fail, passed
+from helpers.checks import expect, fail, passed, stop_processes
 
 __all__ = ["EXIT_CASES", "check_run_downloads", "check_exit_codes", "measure_exit_codes"]
 
@@ -66,10 +65,14 @@ def check_run_downloads(run_downloads: Callable[..., Any]) -> None:
         f"elapsed ({elapsed:.2f} s) is shorter than the downloads took "
         f"({timeline.total_time(spans):.2f} s): stop the clock after joining every process",
     )
-    deadline = time.monotonic() + 3
-    while multiprocessing.active_children() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    expect(not multiprocessing.active_children(), "join every process before returning")
+    # Children still running 3 s after run_downloads returned were never waited for:
+    # stop them, so that the check leaves nothing behind, and say so.
+    stuck = stop_processes(multiprocessing.active_children(), timeout=3)
+    expect(
+        not stuck,
+        f"{len(stuck)} process(es) were still running after run_downloads returned: "
+        "join every process before returning",
+    )
     passed(
         f"{len(spans)} downloads in {len(pids)} processes, overlapping, in {elapsed:.2f} s "
         f"(one download takes {CHECK_SECONDS} s)"
