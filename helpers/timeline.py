@@ -174,12 +174,14 @@ def plot_timeline(
     title: str | None = None,
     ax: Any = None,
     show_total: bool = True,
+    colors: Mapping[str, Any] | None = None,
 ) -> Any:
     """Draw spans as a Gantt chart: one row per process (or thread), one labelled bar per span.
 
     ``origin`` is time zero on the axis (default: the earliest start); pass the time you
     started the work (``timeline.now()``) so start-up costs show as a gap. The title gets
-    the total time from origin to the last end unless ``show_total=False``.
+    the total time from origin to the last end unless ``show_total=False``. ``colors`` maps
+    labels to matplotlib colours (default: one per label, in order of first start).
     Returns the matplotlib Axes.
     """
     import matplotlib.pyplot as plt
@@ -196,11 +198,9 @@ def plot_timeline(
     order: dict[str, int] = {}
     for s in sorted(spans, key=lambda s: s.start):
         order.setdefault(s.worker, len(order))
-    colors = plt.get_cmap("tab10").colors
-    labels = sorted(
-        {s.label for s in spans}, key=lambda lab: min(s.start for s in spans if s.label == lab)
-    )
-    color_of = {lab: colors[i % len(colors)] for i, lab in enumerate(labels)}
+    if colors is not None and not isinstance(colors, Mapping):
+        raise TypeError(f"colors must be a mapping of label -> colour, got {type(colors).__name__}")
+    color_of = {**_label_colors(spans), **(colors or {})}
 
     for s in spans:
         row = order[s.worker]
@@ -228,6 +228,18 @@ def plot_timeline(
     if heading:
         ax.set_title(heading)
     return ax
+
+
+def _label_colors(*runs: list[Span]) -> dict[str, Any]:
+    """One colour per label, in order of first start (run by run)."""
+    import matplotlib.pyplot as plt
+
+    palette = plt.get_cmap("tab10").colors
+    color_of: dict[str, Any] = {}
+    for spans in runs:
+        for s in sorted(spans, key=lambda s: s.start):
+            color_of.setdefault(s.label, palette[len(color_of) % len(palette)])
+    return color_of
 
 
 def _bar_label(bar: Any, x: float, y: float, text: str) -> Any:
@@ -280,8 +292,9 @@ def plot_comparison(
         squeeze=False,
         layout="constrained",
     )
+    colors = _label_colors(*checked.values())  # a label keeps its colour in every panel
     for ax, (title, spans) in zip(axes[0], checked.items(), strict=True):
-        plot_timeline(spans, origin=origins.get(title), title=title, ax=ax)
+        plot_timeline(spans, origin=origins.get(title), title=title, ax=ax, colors=colors)
     # The axes share x: make the shared range fit the longest run, not the first one drawn.
     longest = max(total_time(spans, origins.get(title)) for title, spans in checked.items())
     axes[0][0].set_xlim(0, longest * 1.02)

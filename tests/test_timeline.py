@@ -161,3 +161,19 @@ def test_plot_comparison_shares_the_time_axis_and_titles_each_run_with_its_total
     assert fig.axes[0].get_xlim()[1] >= 2  # ... and when it is drawn last
     assert len(left.patches) == 2 and len(right.patches) == 2
     assert len(right.get_yticklabels()) == 2
+
+
+def test_a_label_keeps_its_colour_in_every_panel():
+    first = [span("a", 0, 1), span("b", 1, 2)]
+    second = [span("b", 5, 6, pid=1), span("a", 5.5, 6, pid=2)]  # b starts first here
+    left, right = timeline.plot_comparison({"one": first, "two": second}).axes
+
+    def color_by_label(ax):
+        bars = sorted(ax.patches, key=lambda b: b.get_x())
+        texts = sorted(ax.texts, key=lambda t: t.get_position()[0])
+        return {t.get_text(): b.get_facecolor() for t, b in zip(texts, bars, strict=True)}
+
+    assert color_by_label(left) == color_by_label(right)
+    assert color_by_label(left)["a"] != color_by_label(left)["b"]
+    with pytest.raises(TypeError, match="colors"):
+        timeline.plot_timeline(first, colors=["red"])
