@@ -153,9 +153,14 @@ class StartMethodRun(IPyNbFile):
     def setup(self):
         self._started = time.perf_counter()
         self._shm_before = _shm_names()
-        saved = {k: os.environ.get(k) for k in ("COURSE_START_METHOD", "IPYTHONDIR")}
+        names = ("COURSE_START_METHOD", "IPYTHONDIR", "PYTEST_CURRENT_TEST")
+        saved = {k: os.environ.get(k) for k in names}
         os.environ["COURSE_START_METHOD"] = self.name
         os.environ["IPYTHONDIR"] = str(self.config.course_ipython_dir)
+        # ipykernel stops forwarding what child processes write to the notebook when it sees
+        # this variable; without it the kernel behaves as in JupyterLab, where learners see
+        # their children's tracebacks and warnings (and the stderr check does too).
+        os.environ.pop("PYTEST_CURRENT_TEST", None)
         try:
             super().setup()
         finally:

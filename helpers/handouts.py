@@ -17,6 +17,7 @@ import copy
 import html
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -113,7 +114,9 @@ def execute(path: Path, timeout: int = 120) -> nbformat.NotebookNode:
         # The kernel's own log (a notice about its local TCP transport) is noise here.
         extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )
-    with client.setup_kernel():
+    # The kernel echoes what cells and their child processes write to stderr onto its own
+    # terminal as well; the notebook keeps a copy, so keep the build's progress lines clean.
+    with client.setup_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
         code_cells = 0
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":

@@ -24,6 +24,15 @@ def solution(source):
     return cell
 
 
+def shown_error():
+    """A cell that fails on purpose, writing to stderr at the file-descriptor level too."""
+    cell = new_code_cell(
+        "import os\nos.write(2, b'FD-LEVEL-STDERR\\n')\nraise ValueError('shown on purpose')"
+    )
+    cell.metadata["tags"] = ["raises-exception"]
+    return cell
+
+
 def build(src, out):
     return subprocess.run(
         [sys.executable, "-m", "helpers.handouts", "--out", str(out), str(src)],
@@ -62,6 +71,7 @@ def built(tmp_path_factory):
         [
             new_markdown_cell("# 01 · Beta\nBack to [Alpha](00_alpha.ipynb).\n## Part two"),
             new_code_cell("print('beta ran')"),
+            shown_error(),
             new_code_cell(
                 "from tqdm.auto import tqdm\nfor _ in tqdm(range(30), desc='squares'):\n    pass"
             ),
@@ -70,11 +80,15 @@ def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("build") / "handouts"
     result = build(src, out)
     assert result.returncode == 0, result.stdout + result.stderr
-    return src, out, result.stdout
+    return src, out, result.stdout + result.stderr
 
 
 def test_progress_is_one_line_per_notebook(built):
-    _, _, stdout = built
+    _, out, stdout = built
+    # what cells write to stderr is in the page, not among the progress lines
+    assert "FD-LEVEL-STDERR" not in stdout
+    page = (out / "learner" / "01_beta.html").read_text()
+    assert "FD-LEVEL-STDERR" in page and "shown on purpose" in page
     assert re.search(r"^\[1/2\] 00_alpha\.ipynb \.\.\. ok", stdout, re.MULTILINE)
     assert re.search(r"^\[2/2\] 01_beta\.ipynb \.\.\. ok", stdout, re.MULTILINE)
 

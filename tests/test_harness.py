@@ -65,6 +65,15 @@ def test_each_notebook_runs_once_per_start_method(tmp_path):
             "child processes still running after the last cell",
         ),
         (["import warnings\nwarnings.warn('stray')"], None, "cell wrote to stderr"),
+        (
+            [
+                "import multiprocessing, os, time\n"
+                "p = multiprocessing.Process(target=os.write, args=(2, b'child oops\\n'))\n"
+                "p.start()\np.join()\ntime.sleep(0.5)"
+            ],
+            None,
+            "if the error is the lesson:\nchild oops",  # the child's output, caught in the cell
+        ),
         (["import sys\nprint('oops', file=sys.stderr)\n1 / 0"], ["raises-exception"], None),
         (
             [
@@ -75,7 +84,13 @@ def test_each_notebook_runs_once_per_start_method(tmp_path):
             "shared memory left in /dev/shm",
         ),
     ],
-    ids=["unjoined-process", "stderr-warning", "tagged-error-is-fine", "shm-not-unlinked"],
+    ids=[
+        "unjoined-process",
+        "stderr-warning",
+        "child-stderr",
+        "tagged-error-is-fine",
+        "shm-not-unlinked",
+    ],
 )
 def test_leftovers_and_stray_output_fail_the_notebook(tmp_path, sources, tags, message):
     if message and "shm" in message and not Path("/dev/shm").is_dir():
