@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -32,8 +33,6 @@ import psutil
 import pytest
 from nbval.plugin import IPyNbCell, IPyNbFile
 
-ROOT = Path(__file__).resolve().parent
-NOTEBOOKS = ROOT / "notebooks"
 SHM = Path("/dev/shm")
 # Processes multiprocessing starts for its own bookkeeping; they exit with the kernel.
 BOOKKEEPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
@@ -66,6 +65,12 @@ def pytest_configure(config):
     (startup / "00-start-method.py").write_text(STARTUP)
     config.course_ipython_dir = ipython_dir
     config.course_timings = []
+
+
+def pytest_unconfigure(config):
+    ipython_dir = getattr(config, "course_ipython_dir", None)
+    if ipython_dir is not None:
+        shutil.rmtree(ipython_dir, ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter, config):
