@@ -59,7 +59,7 @@ def notebook_title(nb: nbformat.NotebookNode, fallback: str) -> str:
         if cell.cell_type == "markdown":
             for line in cell.source.splitlines():
                 if line.startswith("# "):
-                    return line[2:].strip()
+                    return line[2:].strip().replace("`", "")  # plain text for links and <title>
     return fallback
 
 

@@ -156,6 +156,11 @@ def test_a_failing_notebook_names_itself_and_its_cell_and_keeps_the_old_build(bu
     assert not list(out.parent.glob("handouts-*")), "staging folder left behind"
 
 
+def test_titles_are_plain_text():
+    nb = new_notebook(cells=[new_markdown_cell("# 02 · Process pools (`multiprocessing.Pool`)")])
+    assert handouts.notebook_title(nb, "x") == "02 · Process pools (multiprocessing.Pool)"
+
+
 def test_links_are_rewritten_only_for_local_notebooks():
     nb = new_notebook(
         cells=[
