@@ -55,3 +55,13 @@ def test_require_function_names_the_argument():
     checks.require_function(learner_square)
     with pytest.raises(TypeError, match="worker must be a function"):
         checks.require_function(print, "worker")
+
+
+def test_collect_stops_at_the_first_timeout():
+    import queue
+
+    q = queue.Queue()
+    q.put(1)
+    q.put(2)
+    assert checks.collect(q, 3, timeout=0.1) == [1, 2]
+    assert checks.collect(q, 1, timeout=0.1) == []

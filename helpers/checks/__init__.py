@@ -8,6 +8,7 @@ shows as one line with the hint, not a long traceback.
 from __future__ import annotations
 
 import inspect
+import queue
 import textwrap
 import time
 import types
@@ -20,6 +21,7 @@ __all__ = [
     "expect",
     "require_function",
     "stop_processes",
+    "collect",
     "LearnerFunction",
 ]
 
@@ -67,6 +69,21 @@ def stop_processes(procs: list[Any], timeout: float) -> list[Any]:
         p.terminate()
         p.join()
     return stuck
+
+
+def collect(q: Any, n: int, timeout: float) -> list[Any]:
+    """Get up to ``n`` items from queue ``q``, stopping at the first wait over ``timeout`` s.
+
+    A check uses it to gather what the learner's processes delivered without hanging on
+    what they didn't.
+    """
+    got: list[Any] = []
+    try:
+        for _ in range(n):
+            got.append(q.get(timeout=timeout))
+    except queue.Empty:
+        pass
+    return got
 
 
 class LearnerFunction:

@@ -9,7 +9,15 @@ import time
 from typing import Any
 
 from helpers import timeline
-from helpers.checks import LearnerFunction, expect, fail, passed, require_function, stop_processes
+from helpers.checks import (
+    LearnerFunction,
+    collect,
+    expect,
+    fail,
+    passed,
+    require_function,
+    stop_processes,
+)
 
 __all__ = ["check_shutdown", "check_starting_gun"]
 
@@ -115,12 +123,7 @@ def check_starting_gun(func: Any, runners: int = 3, delay: float = 0.3) -> None:
     time.sleep(delay)
     fired = timeline.now()
     gun.set()
-    got = []
-    try:
-        for _ in procs:
-            got.append(spans.get(timeout=30))
-    except queue.Empty:
-        pass
+    got = collect(spans, len(procs), timeout=30)
     stop_processes(procs, 5 * len(procs))
     expect(len(got) == runners, f"only {len(got)} of {runners} processes delivered a span")
     early = [s.label for s in got if s.start < fired]

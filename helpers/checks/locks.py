@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import multiprocessing
-import queue
 import threading
 import time
 from typing import Any
 
 from helpers import timeline
-from helpers.checks import LearnerFunction, expect, fail, passed, require_function, stop_processes
+from helpers.checks import (
+    LearnerFunction,
+    collect,
+    expect,
+    fail,
+    passed,
+    require_function,
+    stop_processes,
+)
 
 __all__ = ["check_safe_sell", "check_polite_download"]
 
@@ -152,12 +159,7 @@ def check_polite_download(func: Any, limit: int = 2, downloads: int = 6) -> None
     workers = [multiprocessing.Process(target=worker, args=(sem, url, spans)) for url in urls]
     for p in workers:
         p.start()
-    got = []
-    try:
-        for _ in urls:
-            got.append(spans.get(timeout=30))
-    except queue.Empty:
-        pass
+    got = collect(spans, len(urls), timeout=30)
     stop_processes(workers, 10 * len(workers))
     expect(
         len(got) == downloads,
