@@ -77,7 +77,7 @@ _LEAK: list[bytes] = []
 
 
 class Picklability(NamedTuple):
-    """What :func:`check_picklable` found: ``ok``, the pickled ``size`` in bytes, or the ``error``."""
+    """What :func:`check_picklable` found: ``ok``, the pickled ``size`` or the ``error``."""
 
     ok: bool
     size: int | None
