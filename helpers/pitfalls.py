@@ -308,12 +308,24 @@ def _group_members(pgid: int) -> list[psutil.Process]:
     return members
 
 
+def _start(source: str, args: tuple[str, ...], env: dict[str, str] | None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", source, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=env,
+    )
+
+
 def run_script(
     source: str,
     *args: str,
     timeout: float = 20.0,
     interrupt_on: str | None = None,
     grace: float = 2.0,
+    env: dict[str, str] | None = None,
 ) -> ScriptRun:
     """Run ``python -c source *args`` in a new process group and capture its output.
 
@@ -321,17 +333,23 @@ def run_script(
     as soon as the script prints that line. Wait at most ``timeout`` seconds for the
     script; then wait up to ``grace`` seconds for its other processes to end, note
     any still alive in ``leftovers``, and kill the whole group, so nothing survives.
+    ``env`` replaces the environment (default: this process's).
     """
     check_str(source, "source", nonempty=True)
     timeout = check_seconds(timeout, "timeout")
     grace = check_seconds(grace, "grace")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", source, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    # A process started from one that ignores SIGINT inherits that: Ctrl-C would do nothing.
+    restore = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     )
+    if restore:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        proc = _start(source, args, env)
+    finally:
+        if restore:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
     out: list[str] = []
     err: list[str] = []
     readers = [
