@@ -94,6 +94,11 @@ def check_preflight(preflight: Callable[[list], Any]) -> None:
     )
 
 
+def _learner_initializer(setup: Any, q: Any) -> None:
+    """Pool initializer: run the learner's ``setup(q)`` (``logging.handlers`` is imported here)."""
+    setup(q)
+
+
 def logging_state(_: Any = None) -> tuple[list[str], int]:
     """Task: the root logger's handler class names and level, in the worker that runs it."""
     root = logging.getLogger()
@@ -114,7 +119,7 @@ def check_worker_logging(setup_worker_logging: Callable[[Any], Any], timeout: fl
     listener = logging.handlers.QueueListener(q, kept)
     listener.start()
     try:
-        pool = context.Pool(2, initializer=initializer, initargs=(q,))
+        pool = context.Pool(2, initializer=_learner_initializer, initargs=(initializer, q))
         try:
             state = pool.apply_async(logging_state).get(timeout=timeout)
             results = pool.map_async(logged_square, range(6), chunksize=1).get(timeout=timeout)
