@@ -9,6 +9,8 @@ import nbformat
 import pytest
 import yaml
 
+from helpers.exercises import exercises
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:
@@ -74,24 +76,23 @@ def _sections(nb):
     return sections
 
 
-def test_exercises_have_tagged_hidden_solutions_and_checks(notebook):
+def test_exercises_are_laid_out_exercise_check_solution(notebook):
     path, nb = notebook
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    for i, cell in enumerate(code):
-        tags = cell.metadata.get("tags", [])
-        if "solution" in tags:
-            assert cell.metadata.get("jupyter", {}).get("source_hidden") is True, (
-                f"{path.name}: solution cells are collapsed in JupyterLab "
-                '(metadata "jupyter": {"source_hidden": true})'
-            )
-            after = code[i + 1].source if i + 1 < len(code) else ""
-            assert "helpers.checks" in after or "check" in after, (
-                f"{path.name}: the cell after a solution must run its check:\n{cell.source[:200]}"
-            )
+    try:
+        found = exercises(nb)
+    except ValueError as exc:
+        pytest.fail(f"{path.name}: {exc}")
+    for ex in found:
+        compile(ex.solution_code, f"{path.name} solution after cell {ex.index}", "exec")
+    starts = {ex.index for ex in found}
     for heading, cells in _sections(nb):
         if re.search(r"\bexercise\b", heading, re.IGNORECASE):
-            tagged = [c for c in cells if "solution" in c.metadata.get("tags", [])]
-            assert tagged, f"{path.name}: section {heading!r} has no cell tagged 'solution'"
+            tagged = [c for c in cells if "exercise" in c.metadata.get("tags", [])]
+            assert len(tagged) == 1, (
+                f"{path.name}: section {heading!r} needs one exercise cell, then its check "
+                "and solution (see helpers/exercises.py)"
+            )
+    assert len(starts) == len(found)
 
 
 def test_links_between_chapters_point_at_existing_notebooks(notebook):
