@@ -4,7 +4,8 @@
 
 Executes each notebook once (in a kernel of this Python environment), then writes a
 learner edition (cells tagged ``solution`` removed) and an instructor edition (all
-cells, solutions shown open), each with one self-contained HTML file per chapter and an ``index.html``.
+cells, solutions shown open), each with one self-contained HTML file per chapter and an
+``index.html``.
 Links between chapters (``01_processes.ipynb``) are rewritten to ``.html``. The output
 folder is replaced only when every notebook rendered; a failure names the notebook
 and the cell, and exits non-zero.
