@@ -30,6 +30,9 @@ __all__ = [
     "increment",
     "increment_value",
     "fill_slice",
+    "read_value",
+    "use_counter",
+    "add_to_counter",
     "Inventory",
     "InventoryManager",
     "restock",
@@ -111,6 +114,32 @@ def fill_slice(array: Any, start: int, stop: int) -> None:
         raise ValueError(f"stop ({stop}) must be >= start ({start})")
     for i in range(start, stop):
         array[i] = i * i
+
+
+def read_value(value: Any) -> Any:
+    """Return ``value.value`` (a pool task that receives a ``Value`` as its argument)."""
+    return value.value
+
+
+_counter: Any = None  # set in each pool worker by use_counter()
+
+
+def use_counter(counter: Any) -> None:
+    """Pool initializer: keep ``counter`` (a ``multiprocessing.Value``) for add_to_counter."""
+    if not hasattr(counter, "get_lock"):
+        raise TypeError(f"counter must be a multiprocessing.Value, got {type(counter).__name__}")
+    global _counter
+    _counter = counter
+
+
+def add_to_counter(n: int) -> int:
+    """Pool task: add ``n`` to the worker's counter (set by use_counter), under its lock."""
+    _check_int(n, "n")
+    if _counter is None:
+        raise RuntimeError("no counter: start the pool with initializer=use_counter")
+    with _counter.get_lock():
+        _counter.value += n
+    return os.getpid()
 
 
 # --- A custom manager -------------------------------------------------------------------
