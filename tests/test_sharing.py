@@ -442,3 +442,24 @@ def test_counter_helpers_validate(monkeypatch):
         sharing.add_to_counter(1)
     with pytest.raises(TypeError, match="n must be"):
         sharing.add_to_counter("1")
+
+
+def test_plot_transfer_costs_draws_every_bar_and_validates():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    per_round = {
+        (m, s): 0.001 * (i + 1)
+        for i, m in enumerate(sharing.TRANSFER_METHODS)
+        for s in ("1 KiB", "1 MiB")
+    }
+    fig = sharing.plot_transfer_costs(per_round)
+    assert len(fig.axes[0].patches) == 2 * len(sharing.TRANSFER_METHODS)
+    plt.close(fig)
+    with pytest.raises(TypeError, match="per_round"):
+        sharing.plot_transfer_costs({})
+    del per_round["pipe", "1 MiB"]
+    with pytest.raises(ValueError, match="pipe"):
+        sharing.plot_transfer_costs(per_round)
