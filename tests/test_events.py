@@ -88,6 +88,86 @@ def test_cars_on_red_flags_wrong_passes():
     assert events.cars_on_red(phases, cars) == ["red-runner", "stuck"]
 
 
+def test_cars_on_red_checks_the_whole_wait_window():
+    t = timeline.now()
+    phases = [
+        timeline.make_span("green", t, t + 1),
+        timeline.make_span("red", t + 1, t + 2),
+        timeline.make_span("green", t + 2, t + 3),
+    ]
+    cars = [
+        ("paused after wait", t + 0.5, t + 1.5),  # saw green, noted its time on red: fine
+        ("waited through red", t + 1.2, t + 1.9),  # never met a green phase
+        ("after switch-off", t + 5, t + 5),  # the last green lasts for ever
+    ]
+    assert events.cars_on_red(phases, cars) == ["waited through red"]
+
+
+def test_naive_light_without_sleep_never_sleeps(monkeypatch):
+    monkeypatch.setattr(events.time, "sleep", lambda s: pytest.fail("slept"))
+    events.naive_light(threading.Event(), 0, cycles=10)
+
+
+def test_waiter_reports_each_round():
+    results = queue.Queue()
+    flag = threading.Event()
+    events.waiter(flag, 0.05, results, rounds=2)
+    assert [r for r, _ in _drain(results, 2)] == [False, False]
+    flag.set()
+    events.waiter(flag, 1.0, results, start_line=threading.Barrier(1))
+    returned, seconds = results.get_nowait()
+    assert returned is True and seconds < 0.5
+
+
+def test_waiter_validates():
+    with pytest.raises(ValueError, match="timeout"):
+        events.waiter(threading.Event(), -1, [])
+    with pytest.raises(ValueError, match="rounds"):
+        events.waiter(threading.Event(), 1, [], rounds=0)
+
+
+def test_shopper_counts_checks():
+    shelf, loaves, results = threading.Condition(), type("V", (), {"value": 1})(), queue.Queue()
+    events.shopper(shelf, loaves, "s", results, timeout=1)
+    assert results.get_nowait() == ("s", True, 1) and loaves.value == 0
+    events.shopper(shelf, loaves, "s", results, timeout=0.05)
+    name, got, checks = results.get_nowait()
+    assert (name, got) == ("s", False) and checks >= 1
+    with pytest.raises(TypeError, match="name"):
+        events.shopper(shelf, loaves, 1, results)
+
+
+def test_wiretap_forwards_and_keeps_what_the_client_sent():
+    from multiprocessing.connection import Client, Listener
+
+    received = []
+    with Listener(("127.0.0.1", 0), authkey=b"k") as listener:
+
+        def serve():
+            with listener.accept() as conn:
+                received.append(conn.recv())
+                conn.send("reply")
+
+        server = threading.Thread(target=serve)
+        server.start()
+        with events.wiretap(listener.address) as (tap, captured):
+            with Client(tap, authkey=b"k") as conn:
+                conn.send({"secret": "plain"})
+                assert conn.recv() == "reply"
+            server.join(timeout=10)
+    assert received == [{"secret": "plain"}]
+    assert b"plain" in captured and b"reply" not in captured
+
+
+def test_wiretap_validates():
+    with pytest.raises(TypeError, match="address"):
+        with events.wiretap("127.0.0.1:80"):
+            pass
+    with pytest.raises(ValueError, match="loopback"):
+        with events.wiretap(("example.org", 80)):
+            pass
+
+
 def test_car_gives_up_after_timeout():
     sink = queue.Queue()
     events.car(threading.Event(), "c", 0, sink, timeout=0.05)
