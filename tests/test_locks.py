@@ -132,6 +132,24 @@ def test_check_person_limits_overlap():
     assert timeline.max_overlap(checks) == 2
 
 
+def test_check_person_waits_at_the_start_line():
+    sem, sink = threading.Semaphore(4), queue.Queue()
+    start_line = threading.Barrier(4, timeout=5)
+    threads = [
+        threading.Thread(target=locks.check_person, args=(sem, f"T{i}", 0.1, sink, start_line))
+        for i in range(3)
+    ]
+    for t in threads:
+        t.start()
+    time.sleep(0.1)
+    assert sink.empty()  # nobody arrived before the start line opened
+    start_line.wait()
+    for t in threads:
+        t.join(timeout=5)
+    checks = [s for s in (sink.get_nowait() for _ in range(6)) if s.label != "queue"]
+    assert timeline.max_overlap(checks) == 3
+
+
 def test_check_person_validates():
     with pytest.raises(TypeError, match="person"):
         locks.check_person(threading.Semaphore(), 1, 0.1, queue.Queue())
@@ -139,12 +157,14 @@ def test_check_person_validates():
         locks.check_person(threading.Semaphore(), "T", -1, queue.Queue())
 
 
-def _transfers(orders, hold=0.1, timeout=0.3):
+def _transfers(orders, hold=0.1, timeout=0.3, both_hold=False):
     start_line = threading.Barrier(len(orders), timeout=5)
+    holding_line = threading.Barrier(len(orders), timeout=5) if both_hold else None
     results = queue.Queue()
     threads = [
         threading.Thread(
-            target=locks.transfer, args=(name, a, b, start_line, results, hold, timeout)
+            target=locks.transfer,
+            args=(name, a, b, start_line, results, hold, timeout, holding_line),
         )
         for name, a, b in orders
     ]
@@ -161,6 +181,13 @@ def test_transfer_opposite_order_times_out_and_same_order_completes():
     assert any(r["outcome"].startswith("gave up waiting for") for r in opposite.values())
     ordered = _transfers([("1", a, b), ("2", a, b)])
     assert [r["outcome"] for r in ordered.values()] == ["done", "done"]
+    assert a[1].acquire(timeout=0) and b[1].acquire(timeout=0)  # all released
+
+
+def test_transfer_with_a_holding_line_deadlocks_even_with_no_hold():
+    a, b = ("A", threading.Lock()), ("B", threading.Lock())
+    opposite = _transfers([("1", a, b), ("2", b, a)], hold=0, timeout=0.2, both_hold=True)
+    assert any(r["outcome"].startswith("gave up waiting for") for r in opposite.values())
     assert a[1].acquire(timeout=0) and b[1].acquire(timeout=0)  # all released
 
 
