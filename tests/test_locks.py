@@ -204,60 +204,98 @@ def test_transfer_validates():
 # --- checks ---------------------------------------------------------------------------
 
 
-def safe_sell(tickets, times):
-    for _ in range(times):
-        with tickets.get_lock():
-            tickets.value -= 1
+def move(balances, account_locks, src, dst, amount):
+    first, second = sorted((src, dst))
+    with account_locks[first], account_locks[second]:
+        balances[src] -= amount
+        balances[dst] += amount
 
 
-def safe_sell_once(tickets, times):
-    with tickets.get_lock():
-        tickets.value -= times
+def move_with_manual_locks(balances, account_locks, src, dst, amount):
+    low, high = account_locks[min(src, dst)], account_locks[max(src, dst)]
+    low.acquire()
+    high.acquire()
+    try:
+        balances[src] -= amount
+        balances[dst] += amount
+    finally:
+        high.release()
+        low.release()
 
 
-def racy_sell(tickets, times):
-    for _ in range(times):
-        tickets.value -= 1
+def racy_move(balances, account_locks, src, dst, amount):
+    balances[src] -= amount
+    balances[dst] += amount
 
 
-def half_locked_sell(tickets, times):
-    for _ in range(times):
-        current = tickets.value
-        with tickets.get_lock():
-            tickets.value = current - 1
+def src_first_move(balances, account_locks, src, dst, amount):
+    with account_locks[src], account_locks[dst]:
+        balances[src] -= amount
+        balances[dst] += amount
 
 
-def lazy_sell(tickets, times):
-    return None
+def one_lock_move(balances, account_locks, src, dst, amount):
+    with account_locks[src]:
+        balances[src] -= amount
+    balances[dst] += amount
 
 
-def broken_sell(tickets, times):
+def leaky_move(balances, account_locks, src, dst, amount):
+    first, second = sorted((src, dst))
+    account_locks[first].acquire()
+    account_locks[second].acquire()
+    balances[src] -= amount
+    balances[dst] += amount
+
+
+def backwards_move(balances, account_locks, src, dst, amount):
+    first, second = sorted((src, dst))
+    with account_locks[first], account_locks[second]:
+        balances[src] += amount
+        balances[dst] -= amount
+
+
+def broken_move(balances, account_locks, src, dst, amount):
     raise RuntimeError("oops")
 
 
-@pytest.mark.parametrize("answer", [safe_sell, safe_sell_once])
-def test_check_safe_sell_passes_right_answers(answer, capsys):
-    check.check_safe_sell(answer)
+@pytest.mark.parametrize("answer", [move, move_with_manual_locks])
+def test_check_move_passes_right_answers(answer, capsys):
+    check.check_move(answer)
     assert "Correct" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
     "answer, hint",
     [
-        (racy_sell, "without holding"),
-        (half_locked_sell, "without holding"),
-        (lazy_sell, "sold 0 tickets"),
-        (broken_sell, "raised"),
+        (racy_move, "without holding"),
+        (one_lock_move, "without holding"),
+        (src_first_move, "fixed order"),
+        (leaky_move, "still holding"),
+        (backwards_move, "expected \\[95, 100, 105\\]"),
+        (broken_move, "raised"),
     ],
 )
-def test_check_safe_sell_fails_wrong_answers(answer, hint):
+def test_check_move_fails_wrong_answers_fast(answer, hint):
+    started = time.perf_counter()
     with pytest.raises(ExerciseFailed, match=hint):
-        check.check_safe_sell(answer)
+        check.check_move(answer)
+    assert time.perf_counter() - started < 1  # judged in this process, before any child starts
 
 
-def test_check_safe_sell_rejects_non_functions():
+def test_check_move_catches_a_lock_taken_twice():
+    def greedy_move(balances, account_locks, src, dst, amount):
+        with account_locks[src]:
+            with account_locks[src]:
+                balances[src] -= amount
+
+    with pytest.raises(ExerciseFailed, match="taken twice"):
+        check.check_move(greedy_move)
+
+
+def test_check_move_rejects_non_functions():
     with pytest.raises(TypeError, match="func"):
-        check.check_safe_sell(print)
+        check.check_move(print)
 
 
 def polite_download(limit, url, sink):
