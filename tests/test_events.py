@@ -296,47 +296,83 @@ def test_check_starting_gun_fails_wrong_answers(answer, hint):
         check.check_starting_gun(answer)
 
 
-def worker(stop, results):
+def worker(stop, tasks, results):
     while not stop.is_set():
-        time.sleep(0.05)
+        try:
+            number = tasks.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        results.put(number * number)
     results.put("done")
 
 
-def hasty_worker(stop, results):
-    results.put("done")
+def skeleton_worker(stop, tasks, results):
+    number = tasks.get()
+    results.put(number * number)
 
 
-def deaf_worker(stop, results):
-    for _ in range(100):  # ignores stop; ends by itself after 5 s
-        time.sleep(0.05)
-    results.put("done")
-
-
-def mute_worker(stop, results):
+def blocking_worker(stop, tasks, results):
     while not stop.is_set():
-        time.sleep(0.05)
+        number = tasks.get()  # waits for ever once the tasks run out
+        results.put(number * number)
+    results.put("done")
 
 
-def test_check_shutdown_passes_right_answer(capsys):
-    check.check_shutdown(worker)
+def quitter_worker(stop, tasks, results):
+    while not stop.is_set():
+        try:
+            number = tasks.get(timeout=0.1)
+        except queue.Empty:
+            break  # "no task" is not "stop"
+        results.put(number * number)
+    results.put("done")
+
+
+def mute_worker(stop, tasks, results):
+    while not stop.is_set():
+        try:
+            results.put(tasks.get(timeout=0.1) ** 2)
+        except queue.Empty:
+            pass
+
+
+def wrong_worker(stop, tasks, results):
+    while not stop.is_set():
+        try:
+            results.put(2 * tasks.get(timeout=0.1))
+        except queue.Empty:
+            pass
+    results.put("done")
+
+
+def test_check_task_worker_passes_right_answer(capsys):
+    check.check_task_worker(worker)
     assert "Correct" in capsys.readouterr().out
+
+
+def test_check_task_worker_fails_the_skeleton_fast():
+    started = time.perf_counter()
+    with pytest.raises(ExerciseFailed, match="returned before stop was set"):
+        check.check_task_worker(skeleton_worker)
+    assert time.perf_counter() - started < 1
 
 
 @pytest.mark.parametrize(
     "answer, hint",
     [
-        (hasty_worker, "before stop was set"),
-        (deaf_worker, "still running"),
+        (blocking_worker, "get\\(\\) without a timeout"),
+        (quitter_worker, "returned before stop was set"),
         (mute_worker, 'put "done"'),
+        (wrong_worker, "expected \\[1, 4, 9\\]"),
     ],
 )
-def test_check_shutdown_fails_wrong_answers(answer, hint):
+def test_check_task_worker_fails_wrong_answers(answer, hint):
     with pytest.raises(ExerciseFailed, match=hint):
-        check.check_shutdown(answer)
+        check.check_task_worker(answer)
 
 
 def test_checks_reject_non_functions():
     with pytest.raises(TypeError, match="func"):
-        check.check_shutdown(print)
+        check.check_task_worker(print)
     with pytest.raises(TypeError, match="func"):
         check.check_starting_gun("runner")

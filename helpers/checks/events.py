@@ -19,7 +19,7 @@ from helpers.checks import (
     stop_processes,
 )
 
-__all__ = ["check_shutdown", "check_starting_gun"]
+__all__ = ["check_starting_gun", "check_task_worker"]
 
 
 def _call_in_thread(func: Any, *args: Any) -> tuple[threading.Thread, list]:
@@ -36,26 +36,51 @@ def _call_in_thread(func: Any, *args: Any) -> tuple[threading.Thread, list]:
     return thread, errors
 
 
-def check_shutdown(func: Any, running: float = 0.3, grace: float = 2.0) -> None:
-    """Check ``worker(stop, results)``: keeps working until ``stop`` is set, then puts
-    ``"done"`` into ``results`` and returns (exit code 0)."""
+def _squares(results: Any, n: int, timeout: float) -> list:
+    return collect(results, n, timeout)
+
+
+def check_task_worker(func: Any, grace: float = 1.5) -> None:
+    """Check ``worker(stop, tasks, results)``: squares every number from ``tasks`` into
+    ``results``, keeps waiting while ``tasks`` is empty, and once ``stop`` is set (even
+    while it waits for a task) puts ``"done"`` into ``results`` and returns."""
     require_function(func)
-    # 1. In a thread: quick, and it shows exactly when the worker stops.
-    stop, results = threading.Event(), queue.Queue()
-    thread, errors = _call_in_thread(func, stop, results)
-    time.sleep(running)
+    # 1. In a thread: quick, and it shows exactly what the worker does and when.
+    stop, tasks, results = threading.Event(), queue.Queue(), queue.Queue()
+    for n in (1, 2, 3):
+        tasks.put(n)
+    thread, errors = _call_in_thread(func, stop, tasks, results)
+    early = (
+        f"{func.__name__} returned before stop was set: keep taking tasks until stop is set "
+        "(an empty queue only means there is no work yet)"
+    )
+    time.sleep(0.3)
     expect(not errors, f"{func.__name__} raised {errors[0]!r}" if errors else "")
+    expect(thread.is_alive(), early)
+    got = _squares(results, 3, timeout=2)
     expect(
-        thread.is_alive() and results.empty(),
-        f"{func.__name__} finished (or reported) before stop was set: loop until stop.is_set()",
+        got == [1, 4, 9],
+        f"for the tasks 1, 2, 3 the worker put {got} into results, expected [1, 4, 9]",
     )
-    stop.set()
+    tasks.put(4)
+    late = _squares(results, 1, timeout=2)
+    expect(late == [16], f"a task put in later got {late}, expected [16]")
+    time.sleep(0.5)  # the queue is empty again: the worker must keep waiting for work
+    expect(not errors, f"{func.__name__} raised {errors[0]!r}" if errors else "")
+    expect(thread.is_alive(), early)
+    extra = collect(results, 1, timeout=0)
+    if extra:
+        fail(f"{func.__name__} put {extra[0]!r} into results before stop was set")
+    stop.set()  # while the worker waits for a task that never comes
     thread.join(timeout=grace)
-    expect(
-        not thread.is_alive(),
-        f"{func.__name__} was still running {grace} s after stop was set: check stop in the loop "
-        "(and don't block without a timeout)",
-    )
+    if thread.is_alive():
+        for _ in range(3):  # unblock a get() that waits for ever, so the thread can end
+            tasks.put(0)
+        fail(
+            f"{func.__name__} was still running {grace} s after stop was set while it waited "
+            "for a task: a get() without a timeout never looks at stop again. Wait with "
+            "tasks.get(timeout=...) and catch queue.Empty"
+        )
     expect(not errors, f"{func.__name__} raised {errors[0]!r}" if errors else "")
     try:
         report = results.get_nowait()
@@ -64,23 +89,20 @@ def check_shutdown(func: Any, running: float = 0.3, grace: float = 2.0) -> None:
     expect(report == "done", f'expected "done" in results, got {report!r}')
 
     # 2. In a real process: it must end by itself with exit code 0.
-    stop, results = multiprocessing.Event(), multiprocessing.Queue()
-    p = multiprocessing.Process(target=LearnerFunction(func), args=(stop, results))
+    stop, tasks, results = multiprocessing.Event(), multiprocessing.Queue(), multiprocessing.Queue()
+    for n in (5, 6):
+        tasks.put(n)
+    p = multiprocessing.Process(target=LearnerFunction(func), args=(stop, tasks, results))
     p.start()
-    time.sleep(running)
+    got = _squares(results, 2, timeout=30)
     stop.set()
-    try:
-        report = results.get(timeout=10 + grace)
-    except queue.Empty:
-        report = None
-    p.join(timeout=grace)
-    if p.is_alive():
-        p.terminate()
-        p.join()
-        fail(f"the process was still running {grace} s after stop was set")
-    expect(report == "done", f'the process put {report!r} into results, expected "done"')
+    done = _squares(results, 1, timeout=10 + grace)
+    stuck = stop_processes([p], grace + 5)
+    expect(not stuck, f"the process was still running {grace + 5} s after stop was set")
+    expect(got == [25, 36], f"the process put {got} into results, expected [25, 36]")
+    expect(done == ["done"], f'the process reported {done}, expected ["done"]')
     expect(p.exitcode == 0, f"the process exited with code {p.exitcode}, expected 0")
-    passed("the worker kept going until stop was set, then reported and exited with code 0.")
+    passed("the worker did every task, waited while there was none, and stopped when told.")
 
 
 def check_starting_gun(func: Any, runners: int = 3, delay: float = 0.3) -> None:
