@@ -267,35 +267,6 @@ def test_meet_or_give_up_reports_broken_barrier():
 # --- checks ---------------------------------------------------------------------------
 
 
-def runner(gun, name, sink):
-    gun.wait()
-    with timeline.record(name, sink=sink):
-        time.sleep(0.1)
-
-
-def eager_runner(gun, name, sink):
-    with timeline.record(name, sink=sink):
-        time.sleep(0.1)
-
-
-def silent_runner(gun, name, sink):
-    gun.wait()
-    time.sleep(0.1)
-
-
-def test_check_starting_gun_passes_right_answer(capsys):
-    check.check_starting_gun(runner)
-    assert "Correct" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(
-    "answer, hint", [(eager_runner, "before the gun"), (silent_runner, "expected 3 spans")]
-)
-def test_check_starting_gun_fails_wrong_answers(answer, hint):
-    with pytest.raises(ExerciseFailed, match=hint):
-        check.check_starting_gun(answer)
-
-
 def worker(stop, tasks, results):
     while not stop.is_set():
         try:
@@ -371,8 +342,70 @@ def test_check_task_worker_fails_wrong_answers(answer, hint):
         check.check_task_worker(answer)
 
 
+def bake(shelf, loaves, capacity):
+    with shelf:
+        shelf.wait_for(lambda: loaves.value < capacity, timeout=10)
+        loaves.value += 1
+        shelf.notify_all()
+
+
+def bake_with_a_loop(shelf, loaves, capacity):
+    with shelf:
+        while loaves.value >= capacity:
+            shelf.wait(timeout=0.5)
+        loaves.value += 1
+        shelf.notify()
+
+
+def skeleton_bake(shelf, loaves, capacity):
+    loaves.value += 1
+
+
+def unlocked_bake(shelf, loaves, capacity):
+    shelf.wait_for(lambda: loaves.value < capacity, timeout=10)
+    loaves.value += 1
+
+
+def silent_bake(shelf, loaves, capacity):
+    with shelf:
+        shelf.wait_for(lambda: loaves.value < capacity, timeout=10)
+        loaves.value += 1
+
+
+def always_waiting_bake(shelf, loaves, capacity):
+    with shelf:
+        shelf.wait()  # waits for a notification even when there is room
+        loaves.value += 1
+
+
+@pytest.mark.parametrize("answer", [bake, bake_with_a_loop])
+def test_check_bounded_baker_passes_right_answers(answer, capsys):
+    check.check_bounded_baker(answer)
+    assert "Correct" in capsys.readouterr().out
+
+
+def test_check_bounded_baker_fails_the_skeleton_fast():
+    started = time.perf_counter()
+    with pytest.raises(ExerciseFailed, match="full shelf"):
+        check.check_bounded_baker(skeleton_bake)
+    assert time.perf_counter() - started < 1
+
+
+@pytest.mark.parametrize(
+    "answer, hint",
+    [
+        (unlocked_bake, "inside `with shelf:`"),
+        (silent_bake, "notify_all"),
+        (always_waiting_bake, "waited although the shelf had room"),
+    ],
+)
+def test_check_bounded_baker_fails_wrong_answers(answer, hint):
+    with pytest.raises(ExerciseFailed, match=hint):
+        check.check_bounded_baker(answer)
+
+
 def test_checks_reject_non_functions():
     with pytest.raises(TypeError, match="func"):
         check.check_task_worker(print)
     with pytest.raises(TypeError, match="func"):
-        check.check_starting_gun("runner")
+        check.check_bounded_baker(print)

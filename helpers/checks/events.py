@@ -8,7 +8,6 @@ import threading
 import time
 from typing import Any
 
-from helpers import timeline
 from helpers.checks import (
     LearnerFunction,
     collect,
@@ -19,7 +18,7 @@ from helpers.checks import (
     stop_processes,
 )
 
-__all__ = ["check_starting_gun", "check_task_worker"]
+__all__ = ["check_bounded_baker", "check_task_worker"]
 
 
 def _call_in_thread(func: Any, *args: Any) -> tuple[threading.Thread, list]:
@@ -105,49 +104,112 @@ def check_task_worker(func: Any, grace: float = 1.5) -> None:
     passed("the worker did every task, waited while there was none, and stopped when told.")
 
 
-def check_starting_gun(func: Any, runners: int = 3, delay: float = 0.3) -> None:
-    """Check ``runner(gun, name, sink)``: nothing is recorded before ``gun`` is set, then
-    one span per runner, each starting after the gun."""
+class _Count:
+    """Stands in for ``Value("i", 0, lock=False)`` in the thread part of a check."""
+
+    def __init__(self, value: int = 0) -> None:
+        self.value = value
+
+
+def _bake_twice(bake: Any, shelf: Any, loaves: Any, capacity: int, reports: Any) -> None:
+    """Child process of ``check_bounded_baker``: bake two loaves, report after each."""
+    for n in (1, 2):
+        bake(shelf, loaves, capacity)
+        reports.put(n)
+
+
+def check_bounded_baker(func: Any) -> None:
+    """Check ``bake(shelf, loaves, capacity)``: adds one loaf, but waits (under ``shelf``)
+    while ``capacity`` loaves are on the shelf, and wakes waiting customers."""
     require_function(func)
-    # 1. Threads: they start at once, so a runner that doesn't wait is caught for sure.
-    gun, sink = threading.Event(), []
-    started = [_call_in_thread(func, gun, f"R{i}", sink) for i in range(runners)]
-    time.sleep(delay)
-    errors = [e for _, errs in started for e in errs]
-    expect(not errors, f"{func.__name__} raised {errors[0]!r}" if errors else "")
+    shelf, loaves = threading.Condition(), _Count()
+
+    def bake_in_thread() -> tuple[threading.Thread, list]:
+        return _call_in_thread(func, shelf, loaves, 2)
+
+    def raised(errors: list) -> None:
+        if errors:
+            hint = f"{func.__name__} raised {errors[0]!r}"
+            if isinstance(errors[0], RuntimeError) and "lock" in str(errors[0]):
+                hint += ": wait and notify inside `with shelf:`"
+            fail(hint)
+
+    # 1. Room on the shelf: two loaves go on at once.
+    for n in (1, 2):
+        thread, errors = bake_in_thread()
+        thread.join(timeout=1)
+        raised(errors)
+        expect(not thread.is_alive(), f"{func.__name__} waited although the shelf had room")
+        expect(loaves.value == n, f"after {n} call(s) the shelf held {loaves.value} loaves")
+    # 2. Full shelf: the third must wait.
+    thread, errors = bake_in_thread()
+    time.sleep(0.3)
+    raised(errors)
     expect(
-        not sink,
-        f"{len(sink)} runner(s) recorded a span before the gun was fired: gun.wait() first",
+        thread.is_alive() and loaves.value == 2,
+        f"{func.__name__} put a loaf on a full shelf ({loaves.value} loaves, capacity 2): wait "
+        "with shelf.wait_for(...) until loaves.value < capacity",
     )
-    fired = timeline.now()
-    gun.set()
-    for thread, _ in started:
-        thread.join(timeout=5)
+    # 3. A customer takes a loaf and notifies: the waiting baker goes on.
+    with shelf:
+        loaves.value -= 1
+        shelf.notify_all()
+    thread.join(timeout=1)
+    if thread.is_alive():
+        for _ in range(20):  # let a baker stuck in wait() go, so its thread can end
+            with shelf:
+                loaves.value = 0
+                shelf.notify_all()
+            time.sleep(0.05)
+        fail(
+            f"{func.__name__} kept waiting after a customer took a loaf and notified: wait with "
+            "shelf.wait_for(lambda: loaves.value < capacity) so that it re-checks when woken"
+        )
+    raised(errors)
+    expect(loaves.value == 2, f"the shelf held {loaves.value} loaves, expected 2")
+    # 4. A waiting customer is woken by the new loaf.
+    loaves.value = 0
+    woken: list[float] = []
+
+    def customer() -> None:
+        started = time.perf_counter()
+        with shelf:
+            shelf.wait_for(lambda: loaves.value > 0, timeout=1.5)
+        woken.append(time.perf_counter() - started)
+
+    waiting = threading.Thread(target=customer, daemon=True)
+    waiting.start()
+    time.sleep(0.1)
+    thread, errors = bake_in_thread()
+    thread.join(timeout=1)
+    waiting.join(timeout=3)
+    raised(errors)
     expect(
-        not any(thread.is_alive() for thread, _ in started),
-        "a runner was still running 5 s after the gun: record one short span, then return",
-    )
-    errors = [e for _, errs in started for e in errs]
-    expect(not errors, f"{func.__name__} raised {errors[0]!r}" if errors else "")
-    expect(
-        len(sink) == runners and all(isinstance(s, timeline.Span) for s in sink),
-        f"expected {runners} spans in sink (one per runner), got {len(sink)}",
+        bool(woken) and woken[0] < 1.0,
+        "a customer waiting for a loaf was not woken when it was baked: call "
+        "shelf.notify_all() after adding the loaf, still inside `with shelf:`",
     )
 
-    # 2. Processes.
-    gun, spans = multiprocessing.Event(), multiprocessing.Queue()
-    procs = [
-        multiprocessing.Process(target=LearnerFunction(func), args=(gun, f"R{i}", spans))
-        for i in range(runners)
-    ]
-    for p in procs:
-        p.start()
-    time.sleep(delay)
-    fired = timeline.now()
-    gun.set()
-    got = collect(spans, len(procs), timeout=30)
-    stop_processes(procs, 5 * len(procs))
-    expect(len(got) == runners, f"only {len(got)} of {runners} processes delivered a span")
-    early = [s.label for s in got if s.start < fired]
-    expect(not early, f"{early} started before the gun was fired: gun.wait() first")
-    passed(f"{runners} runners in {runners} processes, all started after the gun.")
+    # 5. In a real process, with a multiprocessing Condition and Value.
+    shelf_p = multiprocessing.Condition()
+    loaves_p = multiprocessing.Value("i", 0, lock=False)
+    reports = multiprocessing.Queue()
+    p = multiprocessing.Process(
+        target=_bake_twice, args=(LearnerFunction(func), shelf_p, loaves_p, 1, reports)
+    )
+    p.start()
+    first = collect(reports, 1, timeout=30)
+    time.sleep(0.3)
+    second_early = collect(reports, 1, timeout=0)
+    with shelf_p:
+        loaves_p.value -= 1
+        shelf_p.notify_all()
+    second = collect(reports, 1, timeout=10)
+    stuck = stop_processes([p], 10)
+    expect(first == [1], "the process never finished baking its first loaf")
+    expect(not second_early, "the process put a second loaf on a full shelf (capacity 1)")
+    expect(
+        not stuck and second == [2], "the process never baked its second loaf once there was room"
+    )
+    expect(p.exitcode == 0, f"the process exited with code {p.exitcode}, expected 0")
+    passed("the baker waits while the shelf is full, and wakes the customers after each loaf.")
