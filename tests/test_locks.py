@@ -6,6 +6,7 @@ import multiprocessing
 import queue
 import threading
 import time
+import urllib.parse
 
 import pytest
 
@@ -298,38 +299,53 @@ def test_check_move_rejects_non_functions():
         check.check_move(print)
 
 
-def polite_download(limit, url, sink):
-    with limit:
+def polite_download(limits, url, sink):
+    host = urllib.parse.urlsplit(url).hostname
+    with limits[host]:
         work.fake_download(url, 0.3, sink=sink)
 
 
-def rude_download(limit, url, sink):
+def polite_download_split(limits, url, sink):
+    with limits[url.split("/")[2]]:
+        work.fake_download(url, 0.3, sink=sink)
+
+
+def rude_download(limits, url, sink):
     work.fake_download(url, 0.3, sink=sink)
 
 
-def leaky_download(limit, url, sink):
-    limit.acquire()
+def one_queue_download(limits, url, sink):
+    with limits["example.org"]:  # every host waits in the same queue
+        work.fake_download(url, 0.3, sink=sink)
+
+
+def leaky_download(limits, url, sink):
+    limits[urllib.parse.urlsplit(url).hostname].acquire()
     work.fake_download(url, 0.1, sink=sink)
 
 
-def forgetful_download(limit, url, sink):
-    with limit:
+def forgetful_download(limits, url, sink):
+    with limits[urllib.parse.urlsplit(url).hostname]:
         work.fake_download(url, 0.1)
 
 
-def test_check_polite_download_passes_right_answer(capsys):
-    check.check_polite_download(polite_download)
+@pytest.mark.parametrize("answer", [polite_download, polite_download_split])
+def test_check_polite_download_passes_right_answers(answer, capsys):
+    check.check_polite_download(answer)
     assert "Correct" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
     "answer, hint",
     [
-        (rude_download, "at the same time"),
+        (rude_download, "each host allows 2"),
+        (one_queue_download, "waited for each"),
         (leaky_download, "never got a place"),
-        (forgetful_download, "expected 6 spans"),
+        (forgetful_download, "expected 8 spans"),
     ],
 )
 def test_check_polite_download_fails_wrong_answers(answer, hint):
+    started = time.perf_counter()
     with pytest.raises(ExerciseFailed, match=hint):
         check.check_polite_download(answer)
+    assert time.perf_counter() - started < 8  # judged in threads, before any process starts

@@ -151,14 +151,30 @@ def check_move(func: Any, times: int = 2000) -> None:
     )
 
 
+HOSTS = {"example.org": "e", "python.org": "p"}  # host -> first letter of its pages' labels
+
+
+def _urls(per_host: int) -> list[str]:
+    return [
+        f"https://{host}/{letter}{i}" for i in range(per_host) for host, letter in HOSTS.items()
+    ]
+
+
+def _per_host_overlap(spans: list) -> dict[str, int]:
+    return {
+        host: timeline.max_overlap([s for s in spans if s.label.startswith(letter)])
+        for host, letter in HOSTS.items()
+    }
+
+
 def _run_threads(func: Any, urls: list[str], limit: int, seconds_allowed: float) -> list:
-    sem = threading.Semaphore(limit)
+    limits = {host: threading.Semaphore(limit) for host in HOSTS}
     sink: list = []
     errors: list = []
 
     def task(url: str) -> None:
         try:
-            func(sem, url, sink)
+            func(limits, url, sink)
         except Exception as exc:
             errors.append(exc)
 
@@ -170,50 +186,58 @@ def _run_threads(func: Any, urls: list[str], limit: int, seconds_allowed: float)
         t.join(timeout=max(0.0, deadline - time.monotonic()))
     stuck = [t for t in threads if t.is_alive()]
     if stuck:
-        for _ in range(len(urls)):  # let the blocked threads finish
-            sem.release()
+        for sem in limits.values():  # let the blocked threads finish
+            for _ in range(len(urls)):
+                sem.release()
         fail(
             f"{len(stuck)} of {len(urls)} tasks never got a place: release the semaphore after "
-            "each download (`with limit:` does it for you, even on errors)"
+            "each download (`with limits[host]:` does it for you, even on errors)"
         )
     if errors:
         fail(f"{func.__name__} raised {errors[0]!r}")
     return sink
 
 
-def check_polite_download(func: Any, limit: int = 2, downloads: int = 6) -> None:
-    """Check ``polite_download(limit, url, sink)``: at most ``limit`` downloads at a time,
-    first with threads (quick and deterministic), then with real processes."""
+def check_polite_download(func: Any, limit: int = 2, per_host: int = 4) -> None:
+    """Check ``polite_download(limits, url, sink)``: at most ``limit`` downloads at a time
+    from each host, hosts independent of each other; threads first, then processes."""
     require_function(func)
-    urls = [f"https://example.org/page{i}" for i in range(downloads)]
-    sink = _run_threads(func, urls, limit, seconds_allowed=2 + 0.5 * downloads)
+    urls = _urls(per_host)
+    sink = _run_threads(func, urls, limit, seconds_allowed=3)
     expect(
-        len(sink) == downloads and all(isinstance(s, timeline.Span) for s in sink),
-        f"expected {downloads} spans in sink (one per download from work.fake_download), "
+        len(sink) == len(urls) and all(isinstance(s, timeline.Span) for s in sink),
+        f"expected {len(urls)} spans in sink (one per download from work.fake_download), "
         f"got {len(sink)}",
     )
-    overlap = timeline.max_overlap(sink)
+    overlap = _per_host_overlap(sink)
+    too_many = {host: n for host, n in overlap.items() if n > limit}
     expect(
-        overlap <= limit,
-        f"{overlap} downloads ran at the same time, but limit allows {limit}: "
-        "download inside `with limit:`",
+        not too_many,
+        f"downloads at the same time per host: {overlap}, but each host allows {limit}: "
+        "download inside `with limits[host]:`, the semaphore of the url's host",
+    )
+    expect(
+        timeline.max_overlap(sink) > limit,
+        f"never more than {limit} downloads ran at once in all: the two hosts waited for each "
+        "other. Take the semaphore of the url's own host, not one for everything",
     )
 
-    sem = multiprocessing.Semaphore(limit)
+    limits = {host: multiprocessing.Semaphore(1) for host in HOSTS}
     spans = multiprocessing.Queue()
     worker = LearnerFunction(func)
-    workers = [multiprocessing.Process(target=worker, args=(sem, url, spans)) for url in urls]
+    urls = _urls(2)
+    workers = [multiprocessing.Process(target=worker, args=(limits, url, spans)) for url in urls]
     for p in workers:
         p.start()
     got = collect(spans, len(urls), timeout=30)
     stop_processes(workers, 10 * len(workers))
+    expect(len(got) == len(urls), f"only {len(got)} of {len(urls)} processes delivered a span")
+    overlap = _per_host_overlap(got)
     expect(
-        len(got) == downloads,
-        f"only {len(got)} of {downloads} processes delivered a span to sink",
+        max(overlap.values()) <= 1,
+        f"with one place per host, processes downloaded {overlap} at once per host",
     )
-    overlap = timeline.max_overlap(got)
-    expect(overlap <= limit, f"{overlap} processes downloaded at once; the limit is {limit}")
     passed(
-        f"{downloads} downloads in {downloads} processes, never more than {limit} at a time "
-        f"(max overlap {overlap})."
+        f"{len(sink)} downloads in threads and {len(got)} in processes, never more than the "
+        "limit per host, and the hosts in parallel."
     )
