@@ -145,15 +145,14 @@ def _startups() -> dict[str, float]:
 def _transfers(nbytes: int = PAYLOAD) -> tuple[float, dict[str, float]]:
     import numpy as np
 
-    from helpers.performance import compare
-    from helpers.sharing import time_transfers
+    from helpers.performance import TRANSFER_METHODS, compare, transfer_seconds
 
     source = np.ones(nbytes, dtype=np.uint8)
     target = np.empty_like(source)
     copy_seconds = compare({"copy": lambda: np.copyto(target, source)}, repeat=5).best("copy")
     shares = {}
-    for method in ("pipe", "queue", "shared memory"):
-        seconds = time_transfers(method, nbytes, rounds=3).seconds_per_round
+    for method in TRANSFER_METHODS:
+        seconds = transfer_seconds(method, [nbytes], rounds=2)[nbytes]
         shares[method] = copy_seconds / seconds
     return nbytes / copy_seconds / 1e9, shares
 

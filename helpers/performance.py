@@ -29,6 +29,8 @@ __all__ = [
     "noop",
     "import_numpy",
     "start_join_seconds",
+    "TRANSFER_METHODS",
+    "transfer_seconds",
     "blas_threads",
     "one_blas_thread",
     "parse_cpu_max",
@@ -188,6 +190,113 @@ def start_join_seconds(method: str, target: Callable[[], Any] = noop, repeat: in
         if p.exitcode != 0:
             raise RuntimeError(f"a {method} child failed with exit code {p.exitcode}")
         best = min(best, took)
+    return best
+
+
+# --- 4. The cost of moving data -------------------------------------------------------
+
+TRANSFER_METHODS = ("pipe", "queue", "shared memory")
+
+
+def _sink(method: str, data: Any, control: Any, shm_name: str | None) -> None:
+    """Child for :func:`transfer_seconds`: receive payloads until told to stop; reply with
+    the length and the first and last byte of each (proof that this version arrived)."""
+    from multiprocessing import shared_memory
+
+    shm = shared_memory.SharedMemory(name=shm_name) if shm_name else None
+    try:
+        control.send("ready")
+        while (nbytes := control.recv()) is not None:
+            if method == "pipe":
+                payload = data.recv_bytes()  # raw bytes: no pickling
+            elif method == "queue":
+                payload = data.get()  # a pickled NumPy array
+            else:
+                payload = shm.buf[:nbytes]  # a view: nothing is copied
+            control.send((len(payload), payload[0], payload[-1]))
+            del payload
+    finally:
+        if shm is not None:
+            shm.close()
+
+
+def transfer_seconds(method: str, sizes: Sequence[int], rounds: int = 3) -> dict[int, float]:
+    """Seconds to hand a fresh ``size``-byte NumPy array to a child, for each size.
+
+    ``method``: ``"pipe"`` (``send_bytes``), ``"queue"`` (``put`` of the array) or
+    ``"shared memory"`` (copy into a ``SharedMemory`` block the child reads in place).
+    Each round the parent changes the data, hands it over and waits for the child's
+    reply; the result is the fastest of ``rounds`` rounds (after one warm-up round).
+    One child (default start method) serves all sizes.
+    """
+    from multiprocessing import shared_memory
+
+    import numpy as np
+
+    if method not in TRANSFER_METHODS:
+        raise ValueError(f"method must be one of {TRANSFER_METHODS}, got {method!r}")
+    sizes = [_check_count(size, "sizes", minimum=1) for size in sizes]
+    if not sizes:
+        raise ValueError("sizes must not be empty")
+    _check_count(rounds, "rounds", minimum=1)
+    control, child_control = multiprocessing.Pipe()
+    data_in, data_out = multiprocessing.Pipe(duplex=False) if method == "pipe" else (None, None)
+    q = multiprocessing.Queue() if method == "queue" else None
+    shm = (
+        shared_memory.SharedMemory(create=True, size=max(sizes))
+        if method == "shared memory"
+        else None
+    )
+    child = multiprocessing.Process(
+        target=_sink,
+        args=(method, data_in if method == "pipe" else q, child_control, shm and shm.name),
+        name=f"sink-{method}",
+    )
+    best: dict[int, float] = {}
+    try:
+        child.start()
+        child_control.close()
+        if not control.poll(60) or control.recv() != "ready":
+            raise RuntimeError(f"the {method} child did not start")
+        for size in sizes:
+            payload = np.ones(size, dtype=np.uint8)
+            view = np.ndarray(size, dtype=np.uint8, buffer=shm.buf) if shm else None
+            times = []
+            for i in range(rounds + 1):
+                payload[0], payload[-1] = i % 256, (i * 7) % 256
+                start = time.perf_counter()
+                if method == "shared memory":
+                    view[:] = payload  # write the data first, then tell the child
+                    control.send(size)
+                else:
+                    control.send(size)  # the child waits for this before reading the data
+                    if method == "pipe":
+                        data_out.send_bytes(payload)
+                    else:
+                        q.put(payload)
+                reply = control.recv()
+                times.append(time.perf_counter() - start)
+                if tuple(reply) != (size, payload[0], payload[-1]):
+                    raise RuntimeError(
+                        f"the {method} child received {reply}, not this round's data"
+                    )
+            del view
+            best[size] = min(times[1:])
+        control.send(None)
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.terminate()
+            child.join()
+        for end in (control, data_in, data_out):
+            if end is not None:
+                end.close()
+        if q is not None:
+            q.close()
+            q.join_thread()
+        if shm is not None:
+            shm.close()
+            shm.unlink()
     return best
 
 

@@ -130,3 +130,19 @@ def test_private_memory_after_reading_a_list_under_fork():
     assert grown["read"] > 4 * 2**20 > grown["nothing"]
     with pytest.raises(ValueError, match="action"):
         performance.private_memory_after([], "write", queue.SimpleQueue())
+
+
+@pytest.mark.parametrize("method", performance.TRANSFER_METHODS)
+def test_transfer_seconds_hands_every_size_over(method):
+    seconds = performance.transfer_seconds(method, [1, 1000, 70_000], rounds=1)
+    assert sorted(seconds) == [1, 1000, 70_000]
+    assert all(0 < s < 10 for s in seconds.values())
+
+
+def test_transfer_seconds_validates():
+    with pytest.raises(ValueError, match="method"):
+        performance.transfer_seconds("manager", [10])
+    with pytest.raises(ValueError, match="sizes"):
+        performance.transfer_seconds("pipe", [0])
+    with pytest.raises(ValueError, match="sizes"):
+        performance.transfer_seconds("pipe", [])
