@@ -271,10 +271,11 @@ def _n(value: Any, unit: str = "") -> str:
 def format_report(m: Measurements, results: list[Verdict]) -> str:
     """The text ``python -m helpers.machine`` prints."""
     lines = [f"Machine check for the multiprocessing course (Python {m.python})", "", "CPUs"]
+    # os.process_cpu_count() exists from Python 3.13; n/a before
     lines += [
         f"  os.cpu_count()            {_n(m.cpu_count)}",
         f"  CPU affinity              {_n(m.affinity)}",
-        f"  os.process_cpu_count()    {_n(m.process_cpu_count)}",
+        f"  os.process_cpu_count()    {_n(m.process_cpu_count) if m.process_cpu_count else 'n/a'}",
         f"  cgroup CPU quota          {'none' if m.quota is None else f'{m.quota:g} CPUs'}",
         f"  usable (usable_cpus())    {m.usable}   (speed-up demos need 2)",
         "",
@@ -295,7 +296,7 @@ def format_report(m: Measurements, results: list[Verdict]) -> str:
         lines.append(f"  {method:<14} {share:6.1%}")
     lines += ["", "Verdicts"]
     for v in results:
-        lines.append(f"  {v.status:<8} {v.chapters:<30} {v.message}")
+        lines.append(f"  {v.status:<8} {v.chapters:<32} {v.message}")
     status = exit_status(results)
     lines += [
         "",
