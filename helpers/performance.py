@@ -28,6 +28,7 @@ __all__ = [
     "lane",
     "noop",
     "import_numpy",
+    "numpy_loaded",
     "start_join_seconds",
     "TRANSFER_METHODS",
     "transfer_seconds",
@@ -161,6 +162,13 @@ def import_numpy() -> str:
     import numpy
 
     return numpy.__version__
+
+
+def numpy_loaded(_: Any = None) -> bool:
+    """Whether this process has imported NumPy already (the argument is ignored)."""
+    import sys
+
+    return "numpy" in sys.modules
 
 
 def start_join_seconds(method: str, target: Callable[[], Any] = noop, repeat: int = 3) -> float:

@@ -146,3 +146,13 @@ def test_transfer_seconds_validates():
         performance.transfer_seconds("pipe", [0])
     with pytest.raises(ValueError, match="sizes"):
         performance.transfer_seconds("pipe", [])
+
+
+def test_numpy_loaded_in_a_spawned_child_only_after_importing_it():
+    from concurrent.futures import ProcessPoolExecutor
+
+    import numpy  # noqa: F401
+
+    assert performance.numpy_loaded()
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as ex:
+        assert ex.submit(performance.numpy_loaded).result(timeout=60) is False
