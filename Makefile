@@ -4,11 +4,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install handouts test lab lint format clean
+.PHONY: help install handouts test check-machine lab lint format clean
 
 help:
 	@echo "make handouts  execute every notebook, write build/handouts/{learner,instructor}/"
 	@echo "make test      helper unit tests, every notebook under fork/spawn/forkserver, hygiene"
+	@echo "make check-machine  will the timing demos show their lessons on this machine? (~10 s)"
 	@echo "make lab       open JupyterLab on notebooks/"
 	@echo "make lint      ruff check and ruff format --check"
 
@@ -25,6 +26,9 @@ handouts: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+check-machine: $(STAMP)
+	$(BIN)/python -m helpers.machine
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
