@@ -4,13 +4,17 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install handouts test lab lint format clean
+.PHONY: help install handouts test test-matrix test-browser test-lab hooks lab lint format clean
 
 help:
 	@echo "make handouts  execute every notebook, write build/handouts/{learner,instructor}/"
 	@echo "make test      helper unit tests, every notebook under fork/spawn/forkserver, hygiene"
 	@echo "make lab       open JupyterLab on notebooks/"
 	@echo "make lint      ruff check and ruff format --check"
+	@echo "make test-matrix  every notebook under spawn/forkserver on Python 3.10, 3.12, 3.13 (pyenv)"
+	@echo "make test-browser the handouts in headless Chromium (needs chromium; run make handouts first)"
+	@echo "make test-lab     every notebook run with Run All in a real JupyterLab (needs chromium)"
+	@echo "make hooks        install the pre-commit hooks (ruff, notebook outputs stripped)"
 
 install: $(STAMP)
 
@@ -25,6 +29,18 @@ handouts: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-matrix:
+	PYTHON=$(PYTHON) .ci/test-matrix
+
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest tests/test_browser_handouts.py
+
+test-lab: $(STAMP)
+	$(BIN)/python -m pytest tests/test_jupyterlab.py
+
+hooks: $(STAMP)
+	$(BIN)/pre-commit install
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
