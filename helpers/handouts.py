@@ -172,13 +172,20 @@ def chapter_summary(nb: nbformat.NotebookNode) -> tuple[str, list[str]]:
 
 
 def _inline(text: str) -> str:
-    """Markdown's `code` and [links](...) in an objective, as escaped HTML (links as text)."""
+    """Markdown's `code`, **bold**, *italics* and [links](...) as escaped HTML (links as text)."""
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
     parts = text.split("`")
     return "".join(
-        f"<code>{html.escape(part)}</code>" if i % 2 else html.escape(part)
+        f"<code>{html.escape(part)}</code>"
+        if i % 2
+        else re.sub(r"\*\*(.+?)\*\*|\*(.+?)\*", _emphasis, html.escape(part))
         for i, part in enumerate(parts)
     )
+
+
+def _emphasis(match: re.Match) -> str:
+    strong, em = match.groups()
+    return f"<strong>{strong}</strong>" if strong else f"<em>{em}</em>"
 
 
 def index_page(chapters: list[tuple[str, str, str, list[str]]], edition: str) -> str:

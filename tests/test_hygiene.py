@@ -159,3 +159,12 @@ def test_each_chapter_ends_by_linking_the_next_one():
         assert f"({following.name})" in last, (
             f"{path.name}: the closing cell should link the next chapter, {following.name}"
         )
+
+
+def test_title_cell_gives_goals_and_time_for_the_handout_index(notebook):
+    from helpers.handouts import chapter_summary
+
+    path, nb = notebook
+    time_text, goals = chapter_summary(nb)
+    assert time_text, f"{path.name}: the title cell needs a line '**Time:** about N minutes.'"
+    assert goals, f"{path.name}: the title cell needs a '**You will learn to**' list"
