@@ -46,11 +46,11 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 lint: $(STAMP)
-	$(BIN)/ruff check helpers tests conftest.py notebooks
-	$(BIN)/ruff format --check helpers tests conftest.py notebooks
+	$(BIN)/ruff check helpers tests tools conftest.py notebooks
+	$(BIN)/ruff format --check helpers tests tools conftest.py notebooks
 
 format: $(STAMP)
-	$(BIN)/ruff format helpers tests conftest.py notebooks
+	$(BIN)/ruff format helpers tests tools conftest.py notebooks
 
 clean:
 	rm -rf build

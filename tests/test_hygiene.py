@@ -137,7 +137,7 @@ def test_ruff_check_and_format_are_clean():
 
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     assert ruff, "ruff is not installed (pip install -e '.[test]')"
-    paths = ["helpers", "tests", "conftest.py", "notebooks"]
+    paths = ["helpers", "tests", "tools", "conftest.py", "notebooks"]
     for args in (["check"], ["format", "--check"]):
         result = subprocess.run(
             [ruff, *args, *paths], cwd=ROOT, capture_output=True, text=True, check=False
