@@ -28,7 +28,8 @@ handouts: $(STAMP)
 	$(BIN)/python -m helpers.handouts --out build/handouts notebooks
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	@$(BIN)/python -m pytest; code=$$?; \
+	if [ $$code -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$code
 
 test-matrix:
 	PYTHON=$(PYTHON) .ci/test-matrix

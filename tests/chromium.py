@@ -2,8 +2,9 @@
 
 Playwright never downloads a browser here: it starts the system's ``chromium`` (or the one
 named by ``COURSE_CHROMIUM``) with a fresh profile and the flags a closed network needs.
-Without a Chromium the tests are skipped with the reason, except under CI (``CI=true``),
-where a missing browser fails them: CI must prove the pages and JupyterLab work.
+Without a Chromium the tests are skipped with the reason, except under CI (``CI=true``, or
+``COURSE_REQUIRE_BROWSER=1`` as .ci/run sets), where a missing browser fails them: CI must
+prove the pages and JupyterLab work.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def chromium_path() -> str | None:
 
 def unavailable(reason: str) -> None:
     """Skip the test with ``reason``; under CI, fail it instead."""
-    if os.environ.get("CI") == "true":
+    if os.environ.get("CI") == "true" or os.environ.get("COURSE_REQUIRE_BROWSER") == "1":
         pytest.fail(f"{reason} (CI must run the browser tests)", pytrace=False)
     pytest.skip(reason)
 
