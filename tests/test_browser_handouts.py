@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -23,6 +22,7 @@ import nbformat
 import pytest
 from chromium import browser_context, unavailable
 
+from helpers.exercises import solution_code
 from helpers.handouts import chapter_summary, notebook_title
 
 pytestmark = pytest.mark.browser
@@ -70,13 +70,6 @@ def handouts():
 def context(handouts):
     with browser_context() as ctx:
         yield ctx
-
-
-def solution_code(cell) -> str:
-    """The code of a solution cell: a code cell's source, or a markdown cell's python blocks."""
-    if cell.cell_type == "code":
-        return cell.source
-    return "\n".join(re.findall(r"```python\n(.*?)```", cell.source, re.DOTALL))
 
 
 def solution_lines(nb) -> list[list[str]]:
