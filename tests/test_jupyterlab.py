@@ -268,17 +268,18 @@ def test_run_all_in_jupyterlab(lab, context, nb_path):
         page.close()
     code = [c for c in cells if c["type"] == "code"]
     assert code, f"{name}: no code cells on the page"
-    not_run = [c for c in code if not re.search(r"\[\d+\]", c["prompt"])]
-    assert not not_run, (
-        f"{name}: Run All ({run_all}) left code cells without an execution count: "
-        + "; ".join(f"cell {c['index']} {c['prompt']!r} {c['source'][:60]!r}" for c in not_run)
-    )
+    # An error first: Run All stops there, so it explains the cells that did not run.
     for c in code:
         if "raises-exception" not in c["tags"]:
             assert not c["stderr"], (
                 f"{name} cell {c['index']} shows an error or stderr output:\n"
                 + "\n".join(c["stderr"])
             )
+    not_run = [c for c in code if not re.search(r"\[\d+\]", c["prompt"])]
+    assert not not_run, (
+        f"{name}: Run All ({run_all}) left code cells without an execution count: "
+        + "; ".join(f"cell {c['index']} {c['prompt']!r} {c['source'][:60]!r}" for c in not_run)
+    )
     solutions = [c for c in cells if "solution" in c["tags"]]
     checks = [c for c in code if "check" in c["tags"]]
     expected = exercises(nbformat.read(nb_path, as_version=4))
