@@ -7,14 +7,15 @@ STAMP  := $(VENV)/.installed
 .PHONY: help install handouts test test-matrix test-browser test-lab hooks lab lint format clean
 
 help:
-	@echo "make handouts  execute every notebook, write build/handouts/{learner,instructor}/"
-	@echo "make test      helper unit tests, every notebook under fork/spawn/forkserver, hygiene"
-	@echo "make lab       open JupyterLab on notebooks/"
-	@echo "make lint      ruff check and ruff format --check"
+	@echo "make handouts     execute every notebook, write build/handouts/{learner,instructor}/"
+	@echo "make test         helper unit tests, every notebook under fork/spawn/forkserver, hygiene;"
+	@echo "                  with chromium installed, also test-browser and test-lab"
+	@echo "make lab          open JupyterLab on notebooks/"
+	@echo "make lint         ruff check and ruff format --check"
 	@echo "make test-matrix  every notebook under spawn/forkserver on Python 3.10, 3.12, 3.13 (pyenv)"
-	@echo "make test-browser the handouts in headless Chromium (needs chromium; run make handouts first)"
-	@echo "make test-lab     every notebook run with Run All in a real JupyterLab (needs chromium)"
-	@echo "make hooks        install the pre-commit hooks (ruff, notebook outputs stripped)"
+	@echo "make test-browser the handouts in headless Chromium (run make handouts first)"
+	@echo "make test-lab     every notebook run with Run All in a real JupyterLab (headless Chromium)"
+	@echo "make hooks        install the pre-commit hooks (notebook outputs cleared, ruff)"
 
 install: $(STAMP)
 
