@@ -8,7 +8,9 @@ and asserts from the page:
 - every code cell ran (it shows an execution count);
 - no error or stderr output is shown outside cells tagged ``raises-exception``;
 - solution cells (tagged ``solution``) start collapsed: a closed ``<details>``;
-- each check cell (tagged ``check``) answers the untouched skeleton with "Not yet".
+- each check cell (tagged ``check``) answers the untouched skeleton with "Not yet";
+- with the solution pasted into the exercise cell and both cells run again, as a learner
+  would, the check says "Correct".
 
 Then it shuts the kernel down; at the end the server, and the test fails if any process
 the server started is still alive. Screenshots go to build/screenshots/jupyterlab/.
@@ -241,6 +243,25 @@ CELLS = """() => {
 }"""
 
 
+TRY_SOLUTION = """([exercise, check, code]) => {
+    // As a learner does: paste the solution into the exercise cell, run it, run the check.
+    const app = window.jupyterapp;
+    const nb = app.shell.currentWidget.content;
+    window.__courseTry = undefined;
+    nb.widgets[exercise].model.sharedModel.setSource(code);
+    const run = index => {
+        nb.activeCellIndex = index;
+        return app.commands.execute('notebook:run-cell');
+    };
+    run(exercise)
+        .then(() => run(check))
+        .then(() => {
+            const area = nb.widgets[check].node.querySelector('.jp-OutputArea');
+            window.__courseTry = area ? area.textContent : '';
+        }, err => { window.__courseTry = 'error: ' + err; });
+}"""
+
+
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_run_all_in_jupyterlab(lab, context, nb_path):
     name = nb_path.name
@@ -257,6 +278,12 @@ def test_run_all_in_jupyterlab(lab, context, nb_path):
         cells = page.evaluate(CELLS)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=SCREENSHOTS / f"{nb_path.stem}.png")
+        answered = []  # the check's output after the solution was pasted in and run
+        for exercise in exercises(nbformat.read(nb_path, as_version=4)):
+            check = exercise.index + 1
+            page.evaluate(TRY_SOLUTION, [exercise.index, check, exercise.solution_code])
+            page.wait_for_function("() => window.__courseTry !== undefined", timeout=120_000)
+            answered.append((check, page.evaluate("() => window.__courseTry")))
         with open(SCREENSHOTS / "timings.txt", "a") as timings:
             timings.write(f"{elapsed:6.1f} s  {name}\n")
     finally:
@@ -299,4 +326,9 @@ def test_run_all_in_jupyterlab(lab, context, nb_path):
         assert "Not yet" in c["output"] and "Correct" not in c["output"], (
             f"{name} cell {c['index']}: the check should say 'Not yet' on the untouched "
             f"skeleton; it shows:\n{c['output'][-500:]}"
+        )
+    for check, output in answered:
+        assert "Correct" in output and "Not yet" not in output, (
+            f"{name} cell {check}: with the solution pasted into the exercise cell, the check "
+            f"should say 'Correct'; it shows:\n{output[-500:]}"
         )
