@@ -269,7 +269,10 @@ def test_run_all_in_jupyterlab(lab, context, nb_path):
     page.set_default_timeout(60_000)
     started = time.perf_counter()
     try:
-        page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}", wait_until="load")
+        # A workspace of its own, emptied: only this notebook opens (no tabs, and no kernels,
+        # brought back from the notebooks before it).
+        url = f"{lab.url}/lab/workspaces/{nb_path.stem}/tree/{name}?reset&token={lab.token}"
+        page.goto(url, wait_until="load")
         page.wait_for_function(APP_READY, arg=name, timeout=120_000, polling=250)
         page.evaluate(RUN_ALL)
         page.wait_for_function(RUN_FINISHED, timeout=RUN_ALL_TIMEOUT * 1000, polling=500)
