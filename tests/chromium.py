@@ -43,14 +43,14 @@ def chromium_path() -> str | None:
 def unavailable(reason: str) -> None:
     """Skip the test with ``reason``; under CI, fail it instead."""
     if os.environ.get("CI") == "true" or os.environ.get("COURSE_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{reason} (CI must run the browser tests)", pytrace=False)
-    pytest.skip(reason)
+        pytest.fail(f"{reason}: CI must run the browser tests", pytrace=False)
+    pytest.skip(f"{reason}: browser test skipped")
 
 
 def require_chromium() -> str:
     path = chromium_path()
     if path is None:
-        unavailable("no chromium on this machine (apt-get install chromium), browser test skipped")
+        unavailable("no chromium on this machine (apt-get install chromium)")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
