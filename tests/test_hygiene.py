@@ -138,7 +138,7 @@ def test_ruff_check_and_format_are_clean():
 
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     assert ruff, "ruff is not installed (pip install -e '.[test]')"
-    paths = ["helpers", "tests", "conftest.py", "notebooks"]
+    paths = ["helpers", "tests", "tools", "conftest.py", "notebooks"]
     for args in (["check"], ["format", "--check"]):
         result = subprocess.run(
             [ruff, *args, *paths], cwd=ROOT, capture_output=True, text=True, check=False
@@ -217,3 +217,12 @@ def test_text_is_written_for_the_learner(notebook):
             f"{path.name} cell {i}: {found.group(0)!r}: notes about how the chapter was made "
             "belong on the issue, not in the notebook"
         )
+
+
+def test_title_cell_gives_goals_and_time_for_the_handout_index(notebook):
+    from helpers.handouts import chapter_summary
+
+    path, nb = notebook
+    time_text, goals = chapter_summary(nb)
+    assert time_text, f"{path.name}: the title cell needs a line '**Time:** about N minutes.'"
+    assert goals, f"{path.name}: the title cell needs a '**You will learn to**' list"
