@@ -104,6 +104,37 @@ def test_links_between_chapters_point_at_existing_notebooks(notebook):
                 assert target in names, f"{path.name} links to missing notebook {target}"
 
 
+def _anchor(heading):
+    """The id JupyterLab and nbconvert give a heading: its text, spaces turned into '-'."""
+    return heading.lstrip("#").strip().replace("`", "").replace(" ", "-")
+
+
+def _anchors(nb):
+    return {
+        _anchor(line)
+        for cell in nb.cells
+        if cell.cell_type == "markdown"
+        for line in cell.source.splitlines()
+        if line.startswith("#")
+    }
+
+
+def test_links_to_sections_point_at_existing_headings(notebook):
+    path, nb = notebook
+    anchors = {p.name: _anchors(nbformat.read(p, as_version=4)) for p in NOTEBOOKS}
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for target, anchor in re.findall(
+            r"\]\(([\w.]*\.ipynb)?#([^\s]+?)\)(?=[\s,;.:|]|$)", cell.source, re.MULTILINE
+        ):
+            name = target or path.name
+            if name in anchors:  # a missing notebook is the test above's failure
+                assert anchor in anchors[name], (
+                    f"{path.name} links to #{anchor} in {name}: no heading has that anchor"
+                )
+
+
 def _name_and_spec(requirement):
     requirement = requirement.split(";")[0].strip()
     match = re.match(r"^([A-Za-z0-9_.\-]+)\s*(.*)$", requirement)

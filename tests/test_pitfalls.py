@@ -242,37 +242,3 @@ def test_check_worker_logging_hints(answer, hint):
 
 
 # --- the symptom table's links ------------------------------------------------
-
-
-def _anchor(heading: str) -> str:
-    """The id JupyterLab and nbconvert give a heading: its text, spaces turned into '-'."""
-    text = heading.lstrip("#").strip().replace("`", "")
-    return text.replace(" ", "-")
-
-
-def test_chapter_10_links_to_headings_that_exist():
-    import re
-    from pathlib import Path
-
-    import nbformat
-
-    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
-    this = notebooks / "10_pitfalls_debugging.ipynb"
-    anchors = {}
-    for path in notebooks.glob("*.ipynb"):
-        nb = nbformat.read(path, as_version=4)
-        anchors[path.name] = {
-            _anchor(line)
-            for cell in nb.cells
-            if cell.cell_type == "markdown"
-            for line in cell.source.splitlines()
-            if line.startswith("#")
-        }
-    source = "\n".join(
-        c.source for c in nbformat.read(this, as_version=4).cells if c.cell_type == "markdown"
-    )
-    links = re.findall(r"\]\(([\w.]*)#([^\s]+?)\)(?=[\s,;.|]|$)", source)
-    assert len(links) > 20
-    for target, anchor in links:
-        name = target or this.name
-        assert anchor in anchors[name], f"10 links to #{anchor} in {name}: no such heading"
