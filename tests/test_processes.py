@@ -18,8 +18,8 @@ def ctx(request):
 def test_usable_cpus_is_a_positive_int_within_cpu_count():
     n = usable_cpus()
     assert isinstance(n, int) and 1 <= n <= (os.cpu_count() or n)
-    if hasattr(os, "sched_getaffinity"):
-        assert n == len(os.sched_getaffinity(0))
+    if hasattr(os, "sched_getaffinity"):  # never more than the affinity mask allows
+        assert n <= len(os.sched_getaffinity(0))
 
 
 def test_whoami_reports_child_and_parent(ctx):
