@@ -6,12 +6,14 @@ import math
 import os
 import sys
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from helpers import timeline
 from helpers.validate import check_count as _check_count
 from helpers.validate import check_seconds as _check_seconds
+
+if TYPE_CHECKING:  # pathlib is imported when needed: workers start faster without it
+    from pathlib import Path
 
 __all__ = [
     "busy_sum",
@@ -88,6 +90,8 @@ def cgroup_cpu_limit(
     Limits nest, so the smallest quota from the process's cgroup up to the root counts.
     Both paths can be changed, for tests; missing or unreadable files mean no limit.
     """
+    from pathlib import Path
+
     root = Path(cgroup_root)
     try:
         lines = Path(proc_cgroup).read_text().splitlines()
