@@ -163,7 +163,7 @@ def test_each_chapter_ends_by_linking_the_next_one():
 
 
 def test_every_chapter_has_the_same_structure(notebook):
-    """The layout every chapter shares: see 'Chapter structure' in README.md."""
+    """The layout every chapter shares: see 'How a chapter is laid out' in README.md."""
     path, nb = notebook
     first = nb.cells[0].source
     for part in ("**You will learn to**", "**Time:** about ", "**Builds on:**"):
