@@ -27,6 +27,10 @@ __all__ = [
     "exit_abruptly",
     "load_table",
     "translate",
+    "logged_sqrt",
+    "slow_sqrt",
+    "flaky_sqrt",
+    "unloadable",
 ]
 
 
@@ -130,3 +134,55 @@ def translate(word: str) -> tuple[str, int, float]:
     if _table is None or _loaded is None:
         raise RuntimeError("no table in this worker: pass initializer=load_table to the pool")
     return _table.get(word, "?"), _loaded[0], _loaded[1]
+
+
+def logged_sqrt(x: float, folder: str, seconds: float = 0.0) -> float:
+    """Leave a file named after ``x`` in ``folder``, sleep ``seconds``, then ``checked_sqrt(x)``.
+
+    The files count the tasks that really ran, even when their results are lost.
+    """
+    _check_number(x)
+    if not isinstance(folder, str) or not os.path.isdir(folder):
+        raise ValueError(f"folder must be the path of an existing folder, got {folder!r}")
+    with open(os.path.join(folder, f"task-{x}"), "w"):
+        pass
+    time.sleep(_check_seconds(seconds))
+    return checked_sqrt(x)
+
+
+def slow_sqrt(x: float, seconds: float = 0.5) -> float:
+    """``checked_sqrt(x)``, slowly: a bad ``x`` fails at once, a good one takes ``seconds``."""
+    result = checked_sqrt(x)
+    time.sleep(_check_seconds(seconds))
+    return result
+
+
+def flaky_sqrt(x: float, attempt: int) -> float:
+    """``checked_sqrt(x)``, but for ``x >= 0`` attempts 1 to ``int(x) % 3`` fail first.
+
+    Stands in for a task that talks to a flaky server: a ``ConnectionError`` is worth
+    retrying (``attempt`` counts from 1), a ``ValueError`` (negative ``x``) is not.
+    """
+    _check_number(x)
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+        raise ValueError(f"attempt must be an int >= 1, got {attempt!r}")
+    result = checked_sqrt(x)  # a negative x fails here, on every attempt
+    if attempt <= int(x) % 3:
+        raise ConnectionError(f"lost the connection while working on {x} (attempt {attempt})")
+    return result
+
+
+class _Unloadable:
+    """Pickles fine; unpickling it raises (as a class missing in the parent would)."""
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (_refuse_to_load, ())
+
+
+def _refuse_to_load() -> None:
+    raise RuntimeError("this result can't be unpickled here")
+
+
+def unloadable(_: Any = None) -> Any:
+    """Return a result that the parent process can't unpickle."""
+    return _Unloadable()

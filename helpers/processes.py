@@ -23,6 +23,7 @@ __all__ = [
     "raise_error",
     "exit_with",
     "nap",
+    "start_a_pool",
     "DownloadProcess",
     "captured_stderr",
 ]
@@ -70,6 +71,22 @@ def exit_with(code: Any) -> None:
 def nap(seconds: float) -> None:
     """Sleep ``seconds``: a child that is busy for a while, doing nothing."""
     time.sleep(_check_seconds(seconds))
+
+
+def start_a_pool(workers: int = 1) -> list[int]:
+    """Start a ``Pool`` in this process and return its workers' pids.
+
+    Run as a task of another pool, it fails: pool workers are daemonic processes, and a
+    daemonic process may not have children (``AssertionError``).
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    with multiprocessing.Pool(workers) as pool:
+        return sorted(set(pool.map(_pid, range(workers))))
+
+
+def _pid(_: Any = None) -> int:
+    return os.getpid()
 
 
 class DownloadProcess(multiprocessing.Process):

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import math
 import os
+import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from helpers import timeline
 from helpers.validate import check_count as _check_count
 from helpers.validate import check_seconds as _check_seconds
 
-__all__ = ["busy_sum", "timed_busy_sum", "calibrate", "fake_download", "usable_cpus", "URLS"]
+if TYPE_CHECKING:  # pathlib is imported when needed: workers start faster without it
+    from pathlib import Path
+
+__all__ = [
+    "busy_sum",
+    "timed_busy_sum",
+    "calibrate",
+    "fake_download",
+    "usable_cpus",
+    "cgroup_cpu_limit",
+    "URLS",
+]
 
 # Offline stand-ins for the pages a scraper would fetch (nothing is downloaded).
 URLS = ("https://example.org/a", "https://example.org/b", "https://example.org/c")
@@ -61,18 +74,118 @@ def fake_download(url: str, seconds: float = 0.3, sink: Any = None) -> timeline.
     return rec.span
 
 
-def usable_cpus() -> int:
-    """Return how many CPUs this process may run on.
+def cgroup_cpu_limit(
+    proc_cgroup: str | os.PathLike[str] = "/proc/self/cgroup",
+    cgroup_root: str | os.PathLike[str] = "/sys/fs/cgroup",
+) -> float | None:
+    """Return the CPU quota of this process's cgroup in CPUs (``1.5``), or ``None`` if unlimited.
 
-    ``os.process_cpu_count()`` (Python 3.13+) where it exists, else the size of the
-    CPU affinity mask (``os.sched_getaffinity``, Linux), else ``os.cpu_count()``.
-    ``os.cpu_count()`` alone counts every CPU in the machine, including ones a
-    container or ``taskset`` does not let this process use. Never less than 1.
+    A container limited with ``docker run --cpus 1.5``, a Kubernetes CPU limit or a
+    Binder session gets a *quota*: so many microseconds of CPU time per period. Linux
+    enforces it, but neither ``os.cpu_count()`` nor the affinity mask shows it.
+
+    The cgroup comes from ``proc_cgroup`` (lines ``id:controllers:path``). cgroup v2:
+    ``cpu.max`` holds ``"<quota> <period>"`` or ``"max <period>"`` (no limit). cgroup v1:
+    ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``, where a quota of ``-1`` means no limit.
+    Limits nest, so the smallest quota from the process's cgroup up to the root counts.
+    Both paths can be changed, for tests; missing or unreadable files mean no limit.
     """
+    from pathlib import Path
+
+    root = Path(cgroup_root)
+    try:
+        lines = Path(proc_cgroup).read_text().splitlines()
+    except OSError:
+        return None
+    limits = []
+    for line in lines:
+        parts = line.strip().split(":", 2)
+        if len(parts) != 3:
+            continue
+        hierarchy, controllers, path = parts
+        if hierarchy == "0" and controllers == "":  # cgroup v2
+            limits += _quotas(root, path, _read_cpu_max)
+        elif "cpu" in controllers.split(","):  # cgroup v1
+            for mount in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
+                if (root / mount).is_dir():
+                    limits += _quotas(root / mount, path, _read_cfs_quota)
+                    break
+    return min(limits) if limits else None
+
+
+def _quotas(mount: Path, path: str, read: Any) -> list[float]:
+    """The quotas found from ``mount/path`` up to ``mount``.
+
+    Inside a container the process's cgroup path is often the host's, and the
+    container sees its own cgroup at the mount point: the walk up ends there too.
+    """
+    found = []
+    folder = mount / path.strip("/")
+    while True:
+        quota = read(folder)
+        if quota is not None:
+            found.append(quota)
+        if folder == mount or mount not in folder.parents:
+            return found
+        folder = folder.parent
+
+
+def _read_cpu_max(folder: Path) -> float | None:
+    try:
+        quota, period = (folder / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _read_cfs_quota(folder: Path) -> float | None:
+    try:
+        quota = int((folder / "cpu.cfs_quota_us").read_text())
+        period = int((folder / "cpu.cfs_period_us").read_text())
+        return None if quota < 0 else quota / period
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _cpu_count_override() -> int | None:
+    """The CPU count set with ``PYTHON_CPU_COUNT`` or ``-X cpu_count`` (Python 3.13+), if any."""
+    if sys.version_info < (3, 13):
+        return None  # older Pythons ignore both
+    value = sys._xoptions.get("cpu_count")  # -X cpu_count=n wins over the variable
+    if value is None and not sys.flags.ignore_environment:
+        value = os.environ.get("PYTHON_CPU_COUNT")
+    if isinstance(value, str) and value.isdigit() and int(value) >= 1:
+        return int(value)
+    return None  # unset, "default" or "process": no override
+
+
+def usable_cpus(
+    *,
+    proc_cgroup: str | os.PathLike[str] = "/proc/self/cgroup",
+    cgroup_root: str | os.PathLike[str] = "/sys/fs/cgroup",
+) -> int:
+    """Return how many CPUs this process can really keep busy at once (at least 1).
+
+    1. On Python 3.13+, a CPU count set with ``PYTHON_CPU_COUNT=n`` (or ``-X cpu_count=n``)
+       is what ``os.process_cpu_count()`` returns, and it wins: the user said so.
+    2. Otherwise the CPUs this process may run on: ``os.process_cpu_count()`` (3.13+), else
+       the size of the affinity mask (``os.sched_getaffinity``, Linux), else ``os.cpu_count()``.
+    3. That is lowered to a container's CPU quota (:func:`cgroup_cpu_limit`), rounded
+       down: a quota of 1.5 CPUs keeps only one CPU busy all the time.
+
+    The keyword arguments locate the cgroup files (see :func:`cgroup_cpu_limit`), for tests.
+    """
+    override = _cpu_count_override()
+    if override is not None:
+        return os.process_cpu_count() or override
     if hasattr(os, "process_cpu_count"):
         count = os.process_cpu_count()
     elif hasattr(os, "sched_getaffinity"):
         count = len(os.sched_getaffinity(0))
     else:
         count = os.cpu_count()
-    return count or 1
+    count = count or 1
+    limit = cgroup_cpu_limit(proc_cgroup, cgroup_root)
+    if limit is not None:
+        count = min(count, math.floor(limit))
+    return max(1, count)

@@ -1,116 +1,120 @@
 """The chapter 00 and 01 exercise checks pass right answers and fail wrong ones."""
 
 import multiprocessing
-import signal
 import time
 
 import pytest
 
 from helpers.checks import ExerciseFailed
-from helpers.checks.processes import check_exit_codes, check_run_downloads
+from helpers.checks.processes import check_exit_codes, check_run_with_deadline
 from helpers.checks.welcome import JOBS, check_threads_or_processes
-from helpers.processes import nap
-from helpers.work import fake_download
 
 RIGHT_CODES = {
     "returns 42": 0,
     "calls sys.exit()": 0,
     "calls sys.exit('bye')": 1,
-    "is stopped with kill()": -signal.SIGKILL,
+    "calls sys.exit(300)": 44,
 }
 
 
-def right_downloads(urls, seconds):
-    q = multiprocessing.Queue()
-    t0 = time.perf_counter()
-    procs = [
-        multiprocessing.Process(target=fake_download, args=(u, seconds), kwargs={"sink": q})
-        for u in urls
-    ]
+def right_deadline(jobs, seconds):
+    procs = [multiprocessing.Process(target=target, args=args) for target, args in jobs]
     for p in procs:
         p.start()
-    spans = [q.get(timeout=30) for _ in procs]
+    deadline = time.monotonic() + seconds
     for p in procs:
-        p.join()
-    return spans, time.perf_counter() - t0
+        p.join(timeout=max(0, deadline - time.monotonic()))
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+            p.join()
+    return [p.exitcode for p in procs]
 
 
-def one_after_another(urls, seconds):
-    q = multiprocessing.Queue()
-    t0 = time.perf_counter()
-    spans = []
-    for u in urls:
-        p = multiprocessing.Process(target=fake_download, args=(u, seconds), kwargs={"sink": q})
-        p.start()
-        spans.append(q.get(timeout=30))
-        p.join()
-    return spans, time.perf_counter() - t0
-
-
-def clock_stopped_early(urls, seconds):
-    q = multiprocessing.Queue()
-    t0 = time.perf_counter()
-    procs = [
-        multiprocessing.Process(target=fake_download, args=(u, seconds), kwargs={"sink": q})
-        for u in urls
-    ]
+def timeout_per_process(jobs, seconds):  # waits up to `seconds` for each late process
+    procs = [multiprocessing.Process(target=target, args=args) for target, args in jobs]
     for p in procs:
         p.start()
-    elapsed = time.perf_counter() - t0  # before anything finished
-    spans = [q.get(timeout=30) for _ in procs]
+    for p in procs:
+        p.join(timeout=seconds)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+            p.join()
+    return [p.exitcode for p in procs]
+
+
+def never_terminates(jobs, seconds):
+    procs = [multiprocessing.Process(target=target, args=args) for target, args in jobs]
+    for p in procs:
+        p.start()
+    deadline = time.monotonic() + seconds
+    for p in procs:
+        p.join(timeout=max(0, deadline - time.monotonic()))
+    return [p.exitcode for p in procs]
+
+
+def terminates_without_join(jobs, seconds):
+    procs = [multiprocessing.Process(target=target, args=args) for target, args in jobs]
+    for p in procs:
+        p.start()
+    time.sleep(seconds)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    return [p.exitcode for p in procs]
+
+
+def joins_without_timeout(jobs, seconds):
+    procs = [multiprocessing.Process(target=target, args=args) for target, args in jobs]
+    for p in procs:
+        p.start()
     for p in procs:
         p.join()
-    return spans, elapsed
+    return [p.exitcode for p in procs]
 
 
-def in_the_parent(urls, seconds):
-    t0 = time.perf_counter()
-    spans = [fake_download(u, seconds) for u in urls]
-    return spans, time.perf_counter() - t0
+def sorted_codes(jobs, seconds):
+    return sorted(right_deadline(jobs, seconds))
 
 
-def missing_one(urls, seconds):
-    spans, elapsed = right_downloads(urls, seconds)
-    return spans[:-1], elapsed
-
-
-LEFT_RUNNING = []
-
-
-def leaves_one_running(urls, seconds):
-    spans, elapsed = right_downloads(urls, seconds)
-    straggler = multiprocessing.Process(target=nap, args=(30,))  # never joined
-    straggler.start()
-    LEFT_RUNNING.append(straggler)
-    return spans, elapsed
-
-
-def test_run_downloads_right_answer_passes(capsys):
-    check_run_downloads(right_downloads)
+def test_run_with_deadline_right_answer_passes(capsys):
+    check_run_with_deadline(right_deadline)
     assert capsys.readouterr().out.startswith("Correct:")
+    assert multiprocessing.active_children() == []
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda urls, seconds: None, "returned None"),
-        (lambda urls, seconds: [], "pair"),
-        (one_after_another, "one after another"),
-        (clock_stopped_early, "stop the clock"),
-        (in_the_parent, "notebook's own process"),
-        (missing_one, "expected 3 spans"),
+        (lambda jobs, seconds: None, "returned None"),
+        (lambda jobs, seconds: [0] * len(jobs), "started for"),
+        (timeout_per_process, "one deadline is shared"),
+        (never_terminates, "terminate()"),
+        (terminates_without_join, "never joined"),
+        (sorted_codes, "in the order of the jobs"),
     ],
 )
-def test_run_downloads_wrong_answers_fail(wrong, hint):
-    with pytest.raises(ExerciseFailed, match=hint):
-        check_run_downloads(wrong)
+def test_run_with_deadline_wrong_answers_fail(wrong, hint):
+    with pytest.raises(ExerciseFailed) as info:
+        check_run_with_deadline(wrong)
+    assert hint in str(info.value)
+    assert multiprocessing.active_children() == []  # the check left nothing running
 
 
-def test_run_downloads_stops_what_it_left_running():
-    with pytest.raises(ExerciseFailed, match="join every process"):
-        check_run_downloads(leaves_one_running)
-    assert not LEFT_RUNNING[0].is_alive()  # the check stopped it
+def test_run_with_deadline_never_hangs():
+    start = time.monotonic()
+    with pytest.raises(ExerciseFailed, match="still waiting after 3 s"):
+        check_run_with_deadline(joins_without_timeout, timeout=3)
+    assert time.monotonic() - start < 10
     assert multiprocessing.active_children() == []
+
+
+def test_run_with_deadline_fails_fast_on_the_skeleton():
+    start = time.monotonic()
+    with pytest.raises(ExerciseFailed, match="returned None"):
+        check_run_with_deadline(lambda jobs, seconds: None)
+    assert time.monotonic() - start < 1
 
 
 def test_exit_codes_right_answer_passes(capsys):
@@ -124,7 +128,7 @@ def test_exit_codes_right_answer_passes(capsys):
         ("returns 42", 42, "return value"),
         ("calls sys.exit()", None, "predict an int"),
         ("calls sys.exit('bye')", 0, "non-integer"),
-        ("is stopped with kill()", -signal.SIGTERM, "SIGKILL"),
+        ("calls sys.exit(300)", 300, "n & 0xFF"),
     ],
 )
 def test_exit_codes_wrong_answers_fail(case, wrong, hint):
@@ -138,7 +142,7 @@ def test_exit_codes_rejects_missing_and_unknown_cases():
     with pytest.raises(ExerciseFailed, match="not one of the cases"):
         check_exit_codes({**RIGHT_CODES, "explodes": 1})
     with pytest.raises(ExerciseFailed, match="must be a dict"):
-        check_exit_codes([0, 0, 1, -9])
+        check_exit_codes([0, 0, 1, 44])
 
 
 def test_threads_or_processes():

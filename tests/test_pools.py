@@ -8,7 +8,7 @@ import pytest
 
 from helpers import pools, timeline
 from helpers.checks import ExerciseFailed
-from helpers.checks.pools import BATCH, check_pick_chunksize, check_run_batch
+from helpers.checks.pools import check_first_failure, check_run_with_retries
 
 
 def test_square_power_add_one():
@@ -83,70 +83,196 @@ def test_initializer_and_translate():
         pools._table = pools._loaded = None
 
 
+def test_logged_slow_and_flaky_sqrt(tmp_path):
+    assert pools.logged_sqrt(9, str(tmp_path)) == 3.0
+    assert (tmp_path / "task-9").exists()
+    with pytest.raises(ValueError, match="folder"):
+        pools.logged_sqrt(9, str(tmp_path / "missing"))
+    assert pools.slow_sqrt(4, 0.0) == 2.0
+    with pytest.raises(ValueError, match="negative"):
+        pools.slow_sqrt(-4)  # at once, without sleeping
+    with pytest.raises(ConnectionError):
+        pools.flaky_sqrt(5, 2)  # 5 % 3 == 2: attempts 1 and 2 fail
+    assert pools.flaky_sqrt(5, 3) == math.sqrt(5)
+    assert pools.flaky_sqrt(9, 1) == 3.0
+    with pytest.raises(ValueError, match="attempt"):
+        pools.flaky_sqrt(9, 0)
+
+
+def test_unloadable_pickles_but_does_not_unpickle():
+    import pickle
+
+    data = pickle.dumps(pools.unloadable())
+    with pytest.raises(RuntimeError, match="unpickled"):
+        pickle.loads(data)
+
+
 # --- checks -----------------------------------------------------------------
 
 
-def right_batch(values):
+def right_retries(values, attempts):
     results, errors = {}, {}
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
-        pending = {v: pool.apply_async(pools.checked_sqrt, (v,)) for v in values}
-        for v, handle in pending.items():
+    todo = list(values)
+    with multiprocessing.Pool(2) as pool:
+        for attempt in range(1, attempts + 1):
+            handles = {v: pool.apply_async(pools.flaky_sqrt, (v, attempt)) for v in todo}
+            todo = []
+            for v, handle in handles.items():
+                try:
+                    results[v] = handle.get(timeout=30)
+                except ConnectionError as exc:
+                    errors[v] = exc
+                    todo.append(v)
+                except ValueError as exc:
+                    errors[v] = exc
+            for v in results:
+                errors.pop(v, None)
+    return results, errors
+
+
+def executor_retries(values, attempts):
+    from concurrent.futures import ProcessPoolExecutor
+
+    results, errors = {}, {}
+    todo = list(values)
+    with ProcessPoolExecutor(2) as ex:
+        for attempt in range(1, attempts + 1):
+            futures = {v: ex.submit(pools.flaky_sqrt, v, attempt) for v in todo}
+            todo = []
+            for v, fut in futures.items():
+                try:
+                    results[v] = fut.result(timeout=30)
+                    errors.pop(v, None)
+                except ConnectionError as exc:
+                    errors[v] = exc
+                    todo.append(v)
+                except ValueError as exc:
+                    errors[v] = exc
+    return results, errors
+
+
+def no_retry(values, attempts):
+    return right_retries(values, 1)
+
+
+def retries_forever(values, attempts):
+    return right_retries(values, 5)
+
+
+def in_the_parent(values, attempts):
+    results, errors = {}, {}
+    for v in values:
+        for attempt in range(1, attempts + 1):
             try:
-                results[v] = handle.get(timeout=30)
-            except ValueError as exc:
+                results[v] = pools.flaky_sqrt(v, attempt)
+                errors.pop(v, None)
+                break
+            except (ConnectionError, ValueError) as exc:
                 errors[v] = exc
     return results, errors
 
 
-def test_check_run_batch_passes_the_right_answer(capsys):
-    check_run_batch(right_batch)
+def errors_as_text(values, attempts):
+    results, errors = right_retries(values, attempts)
+    return results, {v: str(e) for v, e in errors.items()}
+
+
+@pytest.mark.parametrize("answer", [right_retries, executor_retries])
+def test_check_run_with_retries_passes_right_answers(capsys, answer):
+    check_run_with_retries(answer)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
-def _good():
-    return {v: math.sqrt(v) for v in BATCH if v >= 0}
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda values, attempts: None, "returned None"),
+        (lambda values, attempts: [{}, {}], "tuple"),
+        (no_retry, "submit them again"),
+        (retries_forever, "stop retrying"),
+        (in_the_parent, "not in a worker"),
+        (errors_as_text, "ValueError on every attempt"),
+    ],
+)
+def test_check_run_with_retries_fails_wrong_answers(wrong, hint):
+    with pytest.raises(ExerciseFailed) as info:
+        check_run_with_retries(wrong)
+    assert hint in str(info.value)
 
 
-def _bad():
-    return {v: ValueError(f"bad {v}") for v in BATCH if v < 0}
+def right_first_failure(values):
+    with multiprocessing.Pool(2) as pool:
+        results = pool.imap(pools.slow_sqrt, values)
+        for index in range(len(values)):
+            try:
+                results.next(timeout=30)
+            except ValueError as exc:
+                return index, exc
+    return None
+
+
+def waits_for_all(values):
+    with multiprocessing.Pool(2) as pool:
+        try:
+            pool.map(pools.slow_sqrt, values)
+        except ValueError as exc:
+            return next(i for i, v in enumerate(values) if v < 0), exc
+    return None
+
+
+def unordered(values):
+    with multiprocessing.Pool(2) as pool:
+        results = pool.imap_unordered(pools.slow_sqrt, values)
+        for index in range(len(values)):
+            try:
+                results.next(timeout=30)
+            except ValueError as exc:
+                return index, exc
+    return None
+
+
+def first_failure_in_the_parent(values):
+    for index, value in enumerate(values):
+        try:
+            pools.checked_sqrt(value)
+        except ValueError as exc:
+            return index, exc
+    return None
+
+
+def always_a_tuple(values):
+    return right_first_failure(values) or ()
+
+
+def test_check_first_failure_passes_the_right_answer(capsys):
+    check_first_failure(right_first_failure)
+    assert capsys.readouterr().out.startswith("Correct:")
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
         (lambda values: None, "returned None"),
-        (lambda values: ({}, {}), "errors is empty"),
-        (lambda values: (_good(), {}), "get()"),  # errors never collected
-        (lambda values: (_good(), {v: str(e) for v, e in _bad().items()}), "exception object"),
-        (lambda values: ({}, _bad()), "every good input"),
-        (lambda values: ({v: 0.0 for v in _good()}, _bad()), "expected"),
-        (lambda values: [_good(), _bad()], "tuple"),
-        (lambda values: (_good(), _bad()), "not in a worker"),  # computed in the parent
+        (waits_for_all, "waited for the whole batch"),
+        (unordered, "the index is 2"),
+        (first_failure_in_the_parent, "not in a worker"),
+        (always_a_tuple, "with no error, return None"),
     ],
 )
-def test_check_run_batch_fails_wrong_answers(wrong, hint):
+def test_check_first_failure_fails_wrong_answers(wrong, hint):
     with pytest.raises(ExerciseFailed) as info:
-        check_run_batch(wrong)
+        check_first_failure(wrong)
     assert hint in str(info.value)
 
 
-def test_check_pick_chunksize_passes_the_right_answer(capsys):
-    check_pick_chunksize(lambda n, w: max(1, math.ceil(n / (4 * w))))
-    assert capsys.readouterr().out.startswith("Correct:")
+def test_checks_fail_fast_on_the_skeletons():
+    import time
 
-
-@pytest.mark.parametrize(
-    "wrong, hint",
-    [
-        (lambda n, w: 1, "more than 16 per worker"),
-        (lambda n, w: n, "only 1 chunk"),
-        (lambda n, w: n / (4 * w), "must be an int"),
-        (lambda n, w: 0, "at least 1"),
-        (lambda n, w: None, "must be an int"),
-        (lambda n, w: max(1, n // w), "chunk(s) for"),
-    ],
-)
-def test_check_pick_chunksize_fails_wrong_answers(wrong, hint):
-    with pytest.raises(ExerciseFailed) as info:
-        check_pick_chunksize(wrong)
-    assert hint in str(info.value)
+    start = time.monotonic()
+    for check, skeleton in [
+        (check_run_with_retries, lambda values, attempts: ({}, {})),
+        (check_first_failure, lambda values: None),
+    ]:
+        with pytest.raises(ExerciseFailed):
+            check(skeleton)
+    assert time.monotonic() - start < 1

@@ -3,79 +3,150 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 import signal
-from collections.abc import Callable
+import threading
+import time
+from multiprocessing.process import BaseProcess
 from typing import Any
 
-from helpers import processes, timeline
+from helpers import processes
 from helpers.checks import expect, fail, passed, stop_processes
 
-__all__ = ["EXIT_CASES", "check_run_downloads", "check_exit_codes", "measure_exit_codes"]
+__all__ = [
+    "DEADLINE_JOBS",
+    "EXIT_CASES",
+    "check_run_with_deadline",
+    "check_exit_codes",
+    "measure_exit_codes",
+]
 
-CHECK_URLS = ("https://example.org/x", "https://example.org/y", "https://example.org/z")
-CHECK_SECONDS = 0.3
+# The jobs the deadline exercise is checked with: two quick ones, one that exits with 3,
+# and two that would sleep 30 s (two, so that waiting the whole deadline per process shows).
+DEADLINE = 2.5  # generous: a spawned child may need a second to start on a busy machine
+DEADLINE_JOBS = (
+    (processes.nap, (0.0,)),
+    (processes.nap, (30,)),
+    (processes.exit_with, (3,)),
+    (processes.nap, (30,)),
+    (processes.nap, (0.1,)),
+)
+DEADLINE_CODES = [0, -signal.SIGTERM, 3, -signal.SIGTERM, 0]
 
 
-def check_run_downloads(run_downloads: Callable[..., Any]) -> None:
-    """Check ``run_downloads(urls, seconds) -> (spans, elapsed)`` on three URLs.
+class _Watch:
+    """Record the processes started and joined while it is active (any start method)."""
 
-    It must run one child process per URL, all at the same time, collect every span,
-    and measure the elapsed time from before the first start to after the last download.
+    def __init__(self) -> None:
+        self.started: list[Any] = []
+        self.joined: set[int] = set()
+        self.last_start = 0.0
+
+    def __enter__(self) -> _Watch:
+        real_start, real_join = BaseProcess.start, BaseProcess.join
+        watch = self
+
+        def start(self: Any) -> None:
+            real_start(self)
+            watch.started.append(self)
+            watch.last_start = time.monotonic()
+
+        def join(self: Any, timeout: float | None = None) -> None:
+            real_join(self, timeout)
+            if self.exitcode is not None:
+                watch.joined.add(id(self))
+
+        self._saved = (real_start, real_join)
+        BaseProcess.start, BaseProcess.join = start, join  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        BaseProcess.start, BaseProcess.join = self._saved  # type: ignore[method-assign]
+
+
+def check_run_with_deadline(run_with_deadline: Any, *, timeout: float = 8.0) -> None:
+    """Check ``run_with_deadline(jobs, seconds) -> exit codes`` on :data:`DEADLINE_JOBS`.
+
+    One process per job, all started at once, one shared deadline of ``seconds``, the
+    late ones terminated, every process joined, the exit codes returned in job order.
+    The learner's function runs in a thread: if it is still waiting after ``timeout``
+    seconds, the check terminates the children it started (which frees it) and fails.
     """
-    expect(callable(run_downloads), "pass the function itself: check_run_downloads(run_downloads)")
-    result = run_downloads(list(CHECK_URLS), CHECK_SECONDS)
-    expect(result is not None, "run_downloads returned None: return (spans, elapsed)")
     expect(
-        isinstance(result, tuple) and len(result) == 2,
-        f"run_downloads must return a pair (spans, elapsed), got {type(result).__name__}",
+        callable(run_with_deadline),
+        "pass the function itself: check_run_with_deadline(run_with_deadline)",
     )
-    spans, elapsed = result
-    expect(isinstance(spans, list), f"spans must be a list of spans, got {type(spans).__name__}")
+    outcome: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            outcome["value"] = run_with_deadline(list(DEADLINE_JOBS), DEADLINE)
+            outcome["returned"] = time.monotonic()
+        except BaseException as exc:  # reported as a hint, not as a traceback
+            outcome["error"] = exc
+
+    with _Watch() as watch:
+        worker = threading.Thread(target=call, name="run_with_deadline", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        hung = worker.is_alive()
+        joined = set(watch.joined)  # by the learner's code, not by the clean-up below
+        stuck = stop_processes(list(watch.started), timeout=0 if hung else 3)
+        worker.join(5)
+    if hung:
+        fail(
+            f"run_with_deadline was still waiting after {timeout:.0f} s, so the check stopped "
+            "its children. A plain join() waits for a child however long it runs: give each "
+            "join() a timeout, the time left until the deadline"
+        )
+    if "error" in outcome:
+        exc = outcome["error"]
+        fail(f"run_with_deadline raised {type(exc).__name__}: {exc}")
+    codes = outcome.get("value")
+    expect(codes is not None, "run_with_deadline returned None: return the list of exit codes")
     expect(
-        all(isinstance(s, timeline.Span) for s in spans),
-        "spans must hold what fake_download put on the queue: get() one span per process",
+        isinstance(codes, list),
+        f"run_with_deadline should return a list of exit codes, got {type(codes).__name__}",
     )
+    started = watch.started
     expect(
-        len(spans) == len(CHECK_URLS),
-        f"expected {len(CHECK_URLS)} spans (one per URL), got {len(spans)}: "
-        "call q.get() once per process",
+        len(started) == len(DEADLINE_JOBS),
+        f"{len(started)} processes were started for {len(DEADLINE_JOBS)} jobs: start one "
+        "Process per job",
     )
+    waited = outcome["returned"] - watch.last_start
     expect(
-        sorted(s.label for s in spans) == sorted(u.rsplit("/", 1)[-1] for u in CHECK_URLS),
-        "the spans are not one per URL: start one Process per URL in urls",
+        waited < DEADLINE + 1.0,
+        f"run_with_deadline waited {waited:.1f} s after starting the children, with a deadline "
+        f"of {DEADLINE:g} s: one deadline is shared by all of them. Compute it once "
+        "(time.monotonic() + seconds) and give each join() only the time left until it",
     )
-    pids = {s.pid for s in spans}
-    expect(
-        os.getpid() not in pids,
-        "a download ran in the notebook's own process: pass the function as target= "
-        "(target=fake_download), don't call it",
-    )
-    expect(len(pids) == len(CHECK_URLS), "each download must run in its own Process")
-    expect(
-        timeline.max_overlap(spans) >= 2,
-        "the downloads ran one after another: start every process first, then join them all",
-    )
-    expect(
-        isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool),
-        f"elapsed must be a number of seconds, got {type(elapsed).__name__}",
-    )
-    expect(
-        elapsed >= timeline.total_time(spans) - 0.01,
-        f"elapsed ({elapsed:.2f} s) is shorter than the downloads took "
-        f"({timeline.total_time(spans):.2f} s): stop the clock after joining every process",
-    )
-    # Children still running 3 s after run_downloads returned were never waited for:
-    # stop them, so that the check leaves nothing behind, and say so.
-    stuck = stop_processes(multiprocessing.active_children(), timeout=3)
     expect(
         not stuck,
-        f"{len(stuck)} process(es) were still running after run_downloads returned: "
-        "join every process before returning",
+        f"{len(stuck)} process(es) were still running after run_with_deadline returned: "
+        "terminate() the ones still alive at the deadline",
+    )
+    expect(
+        all(id(p) in joined for p in started),
+        "a process was never joined after it ended: join() every process, also after "
+        "terminate() (a terminated process's exit code is only known once it is joined)",
+    )
+    expect(
+        len(codes) == len(DEADLINE_JOBS),
+        f"got {len(codes)} exit codes for {len(DEADLINE_JOBS)} jobs: one per job",
+    )
+    expect(
+        None not in codes,
+        f"exit codes {codes}: None means that process had not ended when you read its "
+        "exitcode: join() it first (after terminate() too)",
+    )
+    expect(
+        codes == DEADLINE_CODES,
+        f"exit codes {codes}, expected {DEADLINE_CODES}: return p.exitcode of each process, "
+        "in the order of the jobs",
     )
     passed(
-        f"{len(spans)} downloads in {len(pids)} processes, overlapping, in {elapsed:.2f} s "
-        f"(one download takes {CHECK_SECONDS} s)"
+        f"exit codes {codes}: the two 30 s jobs were stopped at the {DEADLINE:g} s deadline "
+        f"(returned {waited:.1f} s after the last start)"
     )
 
 
@@ -97,11 +168,11 @@ EXIT_CASES = {
         ("bye",),
         "sys.exit() with a non-integer prints it to stderr and exits with 1",
     ),
-    "is stopped with kill()": (
-        processes.nap,
-        (30,),
-        "a process ended by signal N gets exitcode -N, and kill() sends SIGKILL "
-        f"(signal.SIGKILL == {int(signal.SIGKILL)})",
+    "calls sys.exit(300)": (
+        processes.exit_with,
+        (300,),
+        "on Linux and macOS an exit status is one byte: sys.exit(n) gives n & 0xFF, "
+        "that is n % 256",
     ),
 }
 
@@ -114,7 +185,6 @@ def measure_exit_codes() -> dict[str, int | None]:
         for name, (target, args, _) in EXIT_CASES.items():
             procs[name] = ctx.Process(target=target, args=args)
             procs[name].start()
-        procs["is stopped with kill()"].kill()
         for p in procs.values():
             p.join(timeout=30)
     for p in procs.values():
