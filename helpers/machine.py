@@ -107,8 +107,7 @@ class Verdict(NamedTuple):
 
 
 def _cpu_counts() -> dict[str, Any]:
-    from helpers.performance import cgroup_cpu_limit
-    from helpers.work import usable_cpus
+    from helpers.work import cgroup_cpu_limit, usable_cpus
 
     return {
         "cpu_count": os.cpu_count(),

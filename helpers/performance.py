@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from helpers.validate import check_count as _check_count
@@ -34,9 +32,6 @@ __all__ = [
     "transfer_seconds",
     "blas_threads",
     "one_blas_thread",
-    "parse_cpu_max",
-    "parse_cfs_quota",
-    "cgroup_cpu_limit",
     "private_memory",
     "private_memory_after",
 ]
@@ -335,84 +330,7 @@ def one_blas_thread() -> None:
 # --- 7. How many workers? --------------------------------------------------------------
 
 
-def parse_cpu_max(text: str) -> float | None:
-    """CPUs allowed by a cgroup v2 ``cpu.max`` line, e.g. ``"150000 100000"`` -> 1.5.
-
-    The file holds ``"$QUOTA $PERIOD"`` in microseconds; ``"max ..."`` means no limit
-    (returns ``None``). A line with the quota alone uses the kernel's default period
-    (100000 us). Raises ``ValueError`` on anything else.
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
-    fields = text.split()
-    if not 1 <= len(fields) <= 2:
-        raise ValueError(f"text must be 'QUOTA PERIOD' or 'max PERIOD', got {text!r}")
-    quota = fields[0]
-    try:
-        period = int(fields[1]) if len(fields) == 2 else 100_000
-        if quota == "max":
-            return None
-        quota_us = int(quota)
-    except ValueError:
-        raise ValueError(f"text must be 'QUOTA PERIOD' or 'max PERIOD', got {text!r}") from None
-    if quota_us <= 0 or period <= 0:
-        raise ValueError(f"quota and period must be > 0, got {text!r}")
-    return quota_us / period
-
-
-def parse_cfs_quota(quota: str, period: str) -> float | None:
-    """CPUs allowed by cgroup v1 files ``cpu.cfs_quota_us`` and ``cpu.cfs_period_us``.
-
-    A quota of ``-1`` means no limit (returns ``None``); ``"150000"`` and ``"100000"``
-    give 1.5. Raises ``ValueError`` on anything else.
-    """
-    for name, value in (("quota", quota), ("period", period)):
-        if not isinstance(value, str):
-            raise TypeError(f"{name} must be a str, got {type(value).__name__}")
-    try:
-        quota_us, period_us = int(quota), int(period)
-    except ValueError:
-        raise ValueError(f"quota and period must be integers, got {quota!r}, {period!r}") from None
-    if quota_us == -1:
-        return None
-    if quota_us <= 0 or period_us <= 0:
-        raise ValueError(f"quota must be -1 or > 0 and period > 0, got {quota!r}, {period!r}")
-    return quota_us / period_us
-
-
-def cgroup_cpu_limit(root: str | os.PathLike = "/sys/fs/cgroup") -> float | None:
-    """The CPU quota of this process's cgroup, in CPUs; ``None`` if there is none.
-
-    cgroup v2: reads ``cpu.max`` of this process's cgroup (from ``/proc/self/cgroup``)
-    and of each parent up to ``root``. cgroup v1: reads ``cpu.cfs_quota_us`` and
-    ``cpu.cfs_period_us`` under ``root/cpu``. Returns the smallest limit found.
-    """
-    root = Path(root)
-    limits = []
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        lines = []
-    relative = next((line[3:] for line in lines if line.startswith("0::")), None)
-    if relative is not None:
-        folder = root / relative.lstrip("/")
-        while True:
-            try:
-                limits.append(parse_cpu_max((folder / "cpu.max").read_text()))
-            except (OSError, ValueError):
-                pass
-            if folder == root or root not in folder.parents:
-                break
-            folder = folder.parent
-    for v1 in (root / "cpu", root / "cpu,cpuacct"):
-        try:
-            quota = (v1 / "cpu.cfs_quota_us").read_text()
-            period = (v1 / "cpu.cfs_period_us").read_text()
-            limits.append(parse_cfs_quota(quota.strip(), period.strip()))
-            break
-        except (OSError, ValueError):
-            continue
-    return min((limit for limit in limits if limit is not None), default=None)
+# The CPU count and container quotas live in helpers.work (usable_cpus, cgroup_cpu_limit).
 
 
 # --- 8. Memory per worker --------------------------------------------------------------

@@ -22,6 +22,8 @@ __all__ = [
     "fake_download",
     "usable_cpus",
     "cgroup_cpu_limit",
+    "parse_cpu_max",
+    "parse_cfs_quota",
     "URLS",
 ]
 
@@ -130,20 +132,63 @@ def _quotas(mount: Path, path: str, read: Any) -> list[float]:
         folder = folder.parent
 
 
+def parse_cpu_max(text: str) -> float | None:
+    """CPUs allowed by a cgroup v2 ``cpu.max`` line, e.g. ``"150000 100000"`` -> 1.5.
+
+    The file holds ``"$QUOTA $PERIOD"`` in microseconds; ``"max ..."`` means no limit
+    (returns ``None``). A line with the quota alone uses the kernel's default period
+    (100000 us). Raises ``ValueError`` on anything else.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    fields = text.split()
+    if not 1 <= len(fields) <= 2:
+        raise ValueError(f"text must be 'QUOTA PERIOD' or 'max PERIOD', got {text!r}")
+    quota = fields[0]
+    try:
+        period = int(fields[1]) if len(fields) == 2 else 100_000
+        if quota == "max":
+            return None
+        quota_us = int(quota)
+    except ValueError:
+        raise ValueError(f"text must be 'QUOTA PERIOD' or 'max PERIOD', got {text!r}") from None
+    if quota_us <= 0 or period <= 0:
+        raise ValueError(f"quota and period must be > 0, got {text!r}")
+    return quota_us / period
+
+
+def parse_cfs_quota(quota: str, period: str) -> float | None:
+    """CPUs allowed by cgroup v1 files ``cpu.cfs_quota_us`` and ``cpu.cfs_period_us``.
+
+    A quota of ``-1`` means no limit (returns ``None``); ``"150000"`` and ``"100000"``
+    give 1.5. Raises ``ValueError`` on anything else.
+    """
+    for name, value in (("quota", quota), ("period", period)):
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    try:
+        quota_us, period_us = int(quota), int(period)
+    except ValueError:
+        raise ValueError(f"quota and period must be integers, got {quota!r}, {period!r}") from None
+    if quota_us == -1:
+        return None
+    if quota_us <= 0 or period_us <= 0:
+        raise ValueError(f"quota must be -1 or > 0 and period > 0, got {quota!r}, {period!r}")
+    return quota_us / period_us
+
+
 def _read_cpu_max(folder: Path) -> float | None:
     try:
-        quota, period = (folder / "cpu.max").read_text().split()[:2]
-        return None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError, ZeroDivisionError):
+        return parse_cpu_max((folder / "cpu.max").read_text())
+    except (OSError, ValueError):
         return None
 
 
 def _read_cfs_quota(folder: Path) -> float | None:
     try:
-        quota = int((folder / "cpu.cfs_quota_us").read_text())
-        period = int((folder / "cpu.cfs_period_us").read_text())
-        return None if quota < 0 else quota / period
-    except (OSError, ValueError, ZeroDivisionError):
+        quota = (folder / "cpu.cfs_quota_us").read_text().strip()
+        return parse_cfs_quota(quota, (folder / "cpu.cfs_period_us").read_text().strip())
+    except (OSError, ValueError):
         return None
 
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from helpers import performance
+from helpers import performance, work
 
 
 def test_compare_times_every_callable_every_round():
@@ -86,34 +86,22 @@ def test_one_blas_thread_limits_a_spawned_worker():
     ],
 )
 def test_parse_cpu_max(text, cpus):
-    assert performance.parse_cpu_max(text) == cpus
+    assert work.parse_cpu_max(text) == cpus
 
 
 @pytest.mark.parametrize("text", ["", "a b", "100 0", "1 2 3", "-5 100000"])
 def test_parse_cpu_max_rejects_malformed_lines(text):
     with pytest.raises(ValueError, match="text|quota"):
-        performance.parse_cpu_max(text)
+        work.parse_cpu_max(text)
 
 
 def test_parse_cfs_quota():
-    assert performance.parse_cfs_quota("-1", "100000") is None
-    assert performance.parse_cfs_quota("250000", "100000") == 2.5
+    assert work.parse_cfs_quota("-1", "100000") is None
+    assert work.parse_cfs_quota("250000", "100000") == 2.5
     with pytest.raises(ValueError):
-        performance.parse_cfs_quota("x", "100000")
+        work.parse_cfs_quota("x", "100000")
     with pytest.raises(ValueError):
-        performance.parse_cfs_quota("0", "100000")
-
-
-def test_cgroup_cpu_limit_reads_v1_and_v2_files(tmp_path):
-    assert performance.cgroup_cpu_limit(tmp_path) is None  # nothing there
-    (tmp_path / "cpu").mkdir()
-    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("150000\n")
-    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
-    assert performance.cgroup_cpu_limit(tmp_path) == 1.5
-    (tmp_path / "cpu.max").write_text("100000 100000\n")  # v2 at the root cgroup "/"
-    own = open("/proc/self/cgroup").read() if sys.platform.startswith("linux") else ""
-    if "0::/\n" in own or own.endswith("0::/"):
-        assert performance.cgroup_cpu_limit(tmp_path) == 1.0  # the smaller limit wins
+        work.parse_cfs_quota("0", "100000")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="copy-on-write demo: Linux")
