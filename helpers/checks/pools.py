@@ -160,7 +160,7 @@ def check_first_failure(first_failure: Any) -> None:
     answer = outcome["value"]
     expect(
         answer is not None,
-        f"first_failure(...) returned None, but checked_sqrt({values[BAD]}) fails: "
+        f"first_failure(...) returned None, but slow_sqrt({values[BAD]}) fails: "
         "return (index, exception)",
     )
     expect(
