@@ -326,18 +326,22 @@ def run_script(
     interrupt_on: str | None = None,
     grace: float = 2.0,
     env: dict[str, str] | None = None,
+    line_timeout: float = 30.0,
 ) -> ScriptRun:
     """Run ``python -c source *args`` in a new process group and capture its output.
 
     With ``interrupt_on``, send SIGINT to the whole group (as Ctrl-C in a terminal does)
-    as soon as the script prints that line. Wait at most ``timeout`` seconds for the
-    script; then wait up to ``grace`` seconds for its other processes to end, note
-    any still alive in ``leftovers``, and kill the whole group, so nothing survives.
+    as soon as the script prints that line (waiting at most ``line_timeout`` seconds for
+    it); ``timeout`` then counts from the interrupt, so a slow start on a busy machine
+    doesn't eat into it. Wait at most ``timeout`` seconds for the script; then wait up
+    to ``grace`` seconds for its other processes to end, note any still alive in
+    ``leftovers``, and kill the whole group, so nothing survives.
     ``env`` replaces the environment (default: this process's).
     """
     check_str(source, "source", nonempty=True)
     timeout = check_seconds(timeout, "timeout")
     grace = check_seconds(grace, "grace")
+    line_timeout = check_seconds(line_timeout, "line_timeout")
     # A process started from one that ignores SIGINT inherits that: Ctrl-C would do nothing.
     restore = (
         threading.current_thread() is threading.main_thread()
@@ -361,6 +365,7 @@ def run_script(
     started = time.monotonic()
     deadline = started + timeout
     if interrupt_on is not None:
+        deadline = started + line_timeout
         while time.monotonic() < deadline and proc.poll() is None:
             if any(line.rstrip("\n") == interrupt_on for line in out):
                 os.killpg(proc.pid, signal.SIGINT)

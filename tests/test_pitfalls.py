@@ -118,6 +118,16 @@ def test_run_script_captures_interrupts_and_cleans_up():
     assert run.timed_out and run.returncode is None and len(run.leftovers) == 1
 
 
+def test_run_script_timeout_counts_from_the_interrupt():
+    source = "import time\ntime.sleep(0.5)\nprint('started', flush=True)\ntime.sleep(10)"
+    run = pitfalls.run_script(source, interrupt_on="started", timeout=0.3, grace=0.1)
+    assert run.stdout == "started\n" and run.returncode == -signal.SIGINT  # interrupted
+    run = pitfalls.run_script("import time; time.sleep(10)", interrupt_on="x", line_timeout=0.3)
+    assert run.timed_out and run.stdout == ""  # the line never came: no interrupt
+    with pytest.raises(ValueError, match="line_timeout"):
+        pitfalls.run_script("pass", line_timeout=-1)
+
+
 def test_stuck_worker_dumps_its_stack():
     source = (
         "import multiprocessing, os, signal, time\n"

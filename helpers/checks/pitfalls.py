@@ -7,6 +7,7 @@ import logging.handlers
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -124,6 +125,12 @@ def check_worker_logging(setup_worker_logging: Callable[[Any], Any], timeout: fl
             state = pool.apply_async(logging_state).get(timeout=timeout)
             results = pool.map_async(logged_square, range(6), chunksize=1).get(timeout=timeout)
             pool.close()
+            if "QueueHandler" in state[0] and state[1] <= logging.INFO:
+                # A worker's queue sends records from a background thread: give the last
+                # ones time to arrive before terminate() stops the workers.
+                deadline = time.monotonic() + timeout
+                while len(kept.buffer) < 6 and time.monotonic() < deadline:
+                    time.sleep(0.02)
         except multiprocessing.TimeoutError:
             fail("the pool's workers did not answer within 30 s: does your initializer block?")
         except Exception as exc:
