@@ -84,6 +84,18 @@ def raising_init(total_cpus, workers):
     threadpool_limits(1)  # noqa: F821 (a name the worker does not have)
 
 
+def sleepy_init(total_cpus, workers):
+    import time
+
+    time.sleep(600)
+
+
+def test_init_worker_does_not_hang_on_an_initializer_that_never_returns(monkeypatch):
+    monkeypatch.setattr(checks, "INIT_TIMEOUT", 3)
+    with pytest.raises(ExerciseFailed, match="did not answer within 3 s"):
+        checks.check_init_worker(sleepy_init)
+
+
 def test_init_worker_accepts_the_solution(capsys):
     checks.check_init_worker(good_init)
     assert capsys.readouterr().out.startswith("Correct:")

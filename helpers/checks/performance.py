@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any
 
 from helpers.checks import LearnerFunction, expect, fail, passed
@@ -109,6 +107,7 @@ def check_plan_workers(plan_workers: Callable[[dict[int, float]], Any]) -> None:
 # BLAS set to STARTING_THREADS, as NumPy would on a machine with that many CPUs.
 BLAS_CASES = ((8, 2), (1, 2))
 STARTING_THREADS = 8
+INIT_TIMEOUT = 60  # seconds a worker may take to start and answer
 
 _init_error: str | None = None
 
@@ -148,17 +147,15 @@ def check_init_worker(init_worker: Callable[[int, int], Any]) -> None:
     spawn = multiprocessing.get_context("spawn")
     for total, workers in BLAS_CASES:
         want = expected_threads(total, workers)
-        with ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=spawn,
-            initializer=_start_worker,
-            initargs=(func, total, workers),
-        ) as executor:
+        # A Pool, not a ProcessPoolExecutor: leaving the with block terminates the worker, so
+        # an initializer that never returns can't make the check hang after the timeout.
+        with spawn.Pool(1, initializer=_start_worker, initargs=(func, total, workers)) as pool:
             try:
-                threads, error = executor.submit(_report).result(timeout=60)
-            except FuturesTimeout:
+                threads, error = pool.apply_async(_report).get(timeout=INIT_TIMEOUT)
+            except multiprocessing.TimeoutError:
                 fail(
-                    "a worker did not answer within 60 s: does your initializer wait for something?"
+                    f"a worker did not answer within {INIT_TIMEOUT:g} s: does your initializer "
+                    "wait for something?"
                 )
         if error is not None:
             fail(
