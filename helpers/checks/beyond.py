@@ -107,8 +107,8 @@ def _judge_batch(run_batch: Callable, executor: Executor, where: str) -> None:
             "check) re-raises the first failure and the other results are lost. Submit one "
             "future per value and ask each future for its exception() first."
         )
-    expect(counting.calls > 0, f"run_batch never used the executor it was given ({where})")
     expect(answer is not None, "run_batch returned None: return (results, errors) at the end")
+    expect(counting.calls > 0, f"run_batch never used the executor it was given ({where})")
     expect(
         isinstance(answer, tuple) and len(answer) == 2,
         f"run_batch should return a tuple (results, errors), got {type(answer).__name__}",
