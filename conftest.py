@@ -17,6 +17,17 @@ resource tracker and fork server) or if new shared-memory segments are left in
 Any output on stderr (a warning, a child's traceback) fails the cell unless the cell
 is tagged ``raises-exception``: learners should see no stray warnings or tracebacks.
 
+Exercises (laid out as ``helpers.exercises`` describes) are run as a learner who skips
+them would: the check cell must reject the untouched skeleton with ``ExerciseFailed``.
+Then the harness adds three cells of its own: the solution's code, the check again (it
+must pass and say "Correct"), and the skeleton again, so the cells after the exercise
+run in the learner's state:
+
+    notebooks/01_processes.ipynb::spawn::Cell 20
+    notebooks/01_processes.ipynb::spawn::Cell 20 · solution
+    notebooks/01_processes.ipynb::spawn::Cell 20 · check accepts the solution
+    notebooks/01_processes.ipynb::spawn::Cell 20 · exercise restored
+
 Choose methods with ``--start-method spawn`` (repeatable); default: all available.
 """
 
@@ -27,11 +38,15 @@ import os
 import shutil
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
+import nbformat
 import psutil
 import pytest
 from nbval.plugin import IPyNbCell, IPyNbFile
+
+from helpers.exercises import exercises, tags
 
 SHM = Path("/dev/shm")
 # Processes multiprocessing (and joblib's loky) start for their own bookkeeping; they exit
@@ -108,9 +123,43 @@ def pytest_collect_file(file_path, parent):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     result = yield  # re-raises if the cell itself failed
-    if isinstance(item, IPyNbCell) and "raises-exception" not in item.cell.metadata.get("tags", []):
+    if not isinstance(item, IPyNbCell):
+        return result
+    cell_tags = tags(item.cell)
+    if "raises-exception" not in cell_tags:
         _fail_on_stderr(item)
+    if "check" in cell_tags:
+        _require_rejection(item)
+    if getattr(item, "course_role", None) == "check accepts the solution":
+        _require_verdict(item)
     return result
+
+
+def _outputs(item, output_type):
+    outputs = getattr(item, "test_outputs", [])
+    return [out for out in outputs if out.get("output_type") == output_type]
+
+
+def _require_rejection(item):
+    """A check cell run on the untouched skeleton must raise ExerciseFailed, nothing else."""
+    errors = _outputs(item, "error")
+    if not errors:
+        pytest.fail(
+            "the check accepted the untouched exercise skeleton: it must fail with a hint",
+            pytrace=False,
+        )
+    if errors[0].get("ename") != "ExerciseFailed":
+        pytest.fail(
+            "the check should reject the untouched skeleton with ExerciseFailed, but raised "
+            f"{errors[0].get('ename')}:\n" + "\n".join(errors[0].get("traceback", [])),
+            pytrace=False,
+        )
+
+
+def _require_verdict(item):
+    stdout = "".join(out.get("text", "") for out in _outputs(item, "stream"))
+    if "Correct" not in stdout:
+        pytest.fail(f"the check ran on the solution without saying 'Correct':\n{stdout}", False)
 
 
 def _fail_on_stderr(item):
@@ -160,12 +209,44 @@ def _describe(proc: psutil.Process) -> str:
         return f"pid {proc.pid} (gone)"
 
 
+class HarnessCell(IPyNbCell):
+    """A cell the harness adds to a notebook run (a solution, a check again, a restore)."""
+
+    course_role = ""
+
+
 class StartMethodRun(IPyNbFile):
-    """nbval's notebook collector, with a start method and a leftovers check."""
+    """nbval's notebook collector, with a start method, exercise runs and a leftovers check."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.compare_outputs = False  # lax: run every cell, compare no outputs
+
+    def collect(self):
+        cells = list(super().collect())  # reads self.nb
+        try:
+            found = {id(ex.check): ex for ex in exercises(self.nb)}
+        except ValueError as exc:
+            raise pytest.UsageError(f"{self.path.name}: {exc}") from None
+        for item in cells:
+            yield item
+            ex = found.get(id(item.cell))
+            if ex is None:
+                continue
+            for role, source in (
+                ("solution", ex.solution_code),
+                ("check accepts the solution", ex.check.source),
+                ("exercise restored", ex.exercise.source),
+            ):
+                extra = HarnessCell.from_parent(
+                    self,
+                    name=f"{item.name} · {role}",
+                    cell_num=item.cell_num,
+                    cell=nbformat.v4.new_code_cell(source),
+                    options=defaultdict(bool, check=False),
+                )
+                extra.course_role = role
+                yield extra
 
     def setup(self):
         self._started = time.perf_counter()

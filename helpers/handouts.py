@@ -4,7 +4,8 @@
 
 Executes each notebook once (in a kernel of this Python environment), then writes a
 learner edition (cells tagged ``solution`` removed) and an instructor edition (all
-cells), each with one self-contained HTML file per chapter and an ``index.html``.
+cells, solutions shown open), each with one self-contained HTML file per chapter and an
+``index.html``.
 Links between chapters (``01_processes.ipynb``) are rewritten to ``.html``. The output
 folder is replaced only when every notebook rendered; a failure names the notebook
 and the cell, and exits non-zero.
@@ -143,6 +144,9 @@ def render(nb: nbformat.NotebookNode, edition: str, resources: dict) -> str:
     remove = EDITIONS[edition]
     if remove:
         nb, _ = TagRemovePreprocessor(remove_cell_tags=remove, enabled=True).preprocess(nb, {})
+    for cell in nb.cells:
+        if "solution" in cell.metadata.get("tags", []):  # shown open in the instructor edition
+            cell.source = cell.source.replace("<details>", "<details open>", 1)
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     return body
 

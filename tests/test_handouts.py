@@ -17,11 +17,16 @@ def notebook(folder, name, cells):
     nbformat.write(nb, folder / name)
 
 
-def solution(source):
-    cell = new_code_cell(source)
-    cell.metadata["tags"] = ["solution"]
-    cell.metadata["jupyter"] = {"source_hidden": True}
-    return cell
+def exercise(skeleton, check, solution):
+    """The three cells of an exercise, as helpers.exercises lays them out."""
+    return [
+        new_code_cell(skeleton, metadata={"tags": ["exercise"]}),
+        new_code_cell(check, metadata={"tags": ["check", "raises-exception"]}),
+        new_markdown_cell(
+            f"<details><summary>Solution</summary>\n\n```python\n{solution}\n```\n\n</details>",
+            metadata={"tags": ["solution"]},
+        ),
+    ]
 
 
 def shown_error():
@@ -60,9 +65,11 @@ def built(tmp_path_factory):
                 "timeline.plot_timeline([work.fake_download(u, 0.01) for u in work.URLS])\n"
                 "plt.show()"
             ),
-            new_code_cell("answer = None  # your code here"),
-            solution("answer = 'SECRET-SOLUTION'"),
-            new_code_cell("assert answer.startswith('SECRET')\nprint('checked')"),
+            *exercise(
+                "answer = None  # your code here",
+                "from helpers.checks import expect\nexpect(answer == 'SECRET', 'NOT-YET-HINT')",
+                "answer = 'SECRET-SOLUTION'",
+            ),
         ],
     )
     notebook(
@@ -127,9 +134,13 @@ def test_pages_are_self_contained_with_embedded_charts(built, edition):
 
 def test_learner_edition_has_no_solutions_and_instructor_edition_does(built):
     _, out, _ = built
-    assert "SECRET-SOLUTION" not in (out / "learner" / "00_alpha.html").read_text()
+    learner = (out / "learner" / "00_alpha.html").read_text()
+    assert "SECRET-SOLUTION" not in learner
     instructor = (out / "instructor" / "00_alpha.html").read_text()
     assert "SECRET-SOLUTION" in instructor and "course-solution-label" in instructor
+    assert "<details open" in instructor  # shown, not collapsed
+    for page in (learner, instructor):  # the check ran on the untouched skeleton
+        assert "Not yet: NOT-YET-HINT" in page
 
 
 def test_a_failing_notebook_names_itself_and_its_cell_and_keeps_the_old_build(built, tmp_path):

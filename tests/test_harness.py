@@ -102,3 +102,66 @@ def test_leftovers_and_stray_output_fail_the_notebook(tmp_path, sources, tags, m
     else:
         assert code != 0, out
         assert message in out, out
+
+
+def write_exercise(folder, skeleton, check, solution):
+    """A notebook with one exercise laid out as helpers.exercises describes, then one more cell
+    that sees the learner's state."""
+    nb = new_notebook(cells=[new_markdown_cell("# exercise")])
+    cells = [
+        new_code_cell(skeleton, metadata={"tags": ["exercise"]}),
+        new_code_cell(check, metadata={"tags": ["check", "raises-exception"]}),
+        new_markdown_cell(
+            f"<details><summary>Solution</summary>\n\n```python\n{solution}\n```\n\n</details>",
+            metadata={"tags": ["solution"]},
+        ),
+        new_code_cell("assert answer() is None  # the learner's skeleton is back"),
+    ]
+    nb.cells += cells
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nbformat.write(nb, folder / "exercise.ipynb")
+
+
+CHECK = (
+    "from helpers.checks import expect, passed\n"
+    "expect(answer() == 42, 'return 42')\n"
+    "passed('42 it is')"
+)
+
+
+@pytest.mark.parametrize(
+    ("skeleton", "check", "solution", "message"),
+    [
+        ("def answer():\n    return None", CHECK, "def answer():\n    return 42", None),
+        (
+            "def answer():\n    return None",
+            "print('Correct: anything goes')",
+            "def answer():\n    return 42",
+            "the check accepted the untouched exercise skeleton",
+        ),
+        (
+            "def answer():\n    return None",
+            "answer() + 1",
+            "def answer():\n    return 42",
+            "should reject the untouched skeleton with ExerciseFailed, but raised TypeError",
+        ),
+        (
+            "def answer():\n    return None",
+            CHECK,
+            "def answer():\n    return 41",
+            "check accepts the solution",
+        ),
+    ],
+    ids=["good", "check-accepts-skeleton", "check-crashes", "solution-rejected"],
+)
+def test_exercises_are_checked_both_ways(tmp_path, skeleton, check, solution, message):
+    write_exercise(tmp_path, skeleton, check, solution)
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    code, out = run_harness(tmp_path, method)
+    if message is None:
+        assert code == 0, out
+        for role in ("solution", "check accepts the solution", "exercise restored"):
+            assert f"PASSED exercise.ipynb::{method}::Cell 1 · {role}" in out, out
+    else:
+        assert code != 0, out
+        assert message in out, out

@@ -9,6 +9,8 @@ import nbformat
 import pytest
 import yaml
 
+from helpers.exercises import exercises
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:
@@ -74,24 +76,23 @@ def _sections(nb):
     return sections
 
 
-def test_exercises_have_tagged_hidden_solutions_and_checks(notebook):
+def test_exercises_are_laid_out_exercise_check_solution(notebook):
     path, nb = notebook
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    for i, cell in enumerate(code):
-        tags = cell.metadata.get("tags", [])
-        if "solution" in tags:
-            assert cell.metadata.get("jupyter", {}).get("source_hidden") is True, (
-                f"{path.name}: solution cells are collapsed in JupyterLab "
-                '(metadata "jupyter": {"source_hidden": true})'
-            )
-            after = code[i + 1].source if i + 1 < len(code) else ""
-            assert "helpers.checks" in after or "check" in after, (
-                f"{path.name}: the cell after a solution must run its check:\n{cell.source[:200]}"
-            )
+    try:
+        found = exercises(nb)
+    except ValueError as exc:
+        pytest.fail(f"{path.name}: {exc}")
+    for ex in found:
+        compile(ex.solution_code, f"{path.name} solution after cell {ex.index}", "exec")
+    starts = {ex.index for ex in found}
     for heading, cells in _sections(nb):
         if re.search(r"\bexercise\b", heading, re.IGNORECASE):
-            tagged = [c for c in cells if "solution" in c.metadata.get("tags", [])]
-            assert tagged, f"{path.name}: section {heading!r} has no cell tagged 'solution'"
+            tagged = [c for c in cells if "exercise" in c.metadata.get("tags", [])]
+            assert len(tagged) == 1, (
+                f"{path.name}: section {heading!r} needs one exercise cell, then its check "
+                "and solution (see helpers/exercises.py)"
+            )
+    assert len(starts) == len(found)
 
 
 def test_links_between_chapters_point_at_existing_notebooks(notebook):
@@ -160,4 +161,61 @@ def test_each_chapter_ends_by_linking_the_next_one():
         last = [c for c in nb.cells if c.cell_type == "markdown"][-1].source
         assert f"({following.name})" in last, (
             f"{path.name}: the closing cell should link the next chapter, {following.name}"
+        )
+
+
+def test_every_chapter_has_the_same_structure(notebook):
+    """The layout every chapter shares: see 'How a chapter is laid out' in README.md."""
+    path, nb = notebook
+    first = nb.cells[0].source
+    for part in ("**You will learn to**", "**Time:** about ", "**Builds on:**"):
+        assert part in first, f"{path.name}: the title cell must contain {part!r}"
+    assert re.search(r"\*\*Time:\*\* about \d+ minutes", first), (
+        f"{path.name}: write the time as '**Time:** about N minutes'"
+    )
+    headings = [
+        line
+        for cell in nb.cells
+        if cell.cell_type == "markdown"
+        for line in cell.source.splitlines()
+        if line.startswith("#")
+    ]
+    sections = [h for h in headings if h.startswith("## ")]
+    numbered = [h for h in sections if re.match(r"## \d+\. ", h)]
+    assert numbered, f"{path.name}: number the teaching sections '## 1. Title'"
+    assert [int(re.match(r"## (\d+)\.", h).group(1)) for h in numbered] == list(
+        range(1, len(numbered) + 1)
+    ), f"{path.name}: sections are numbered 1, 2, 3, ... in order: {numbered}"
+    assert "## Key points" in sections, f"{path.name}: end with a '## Key points' section"
+    for old in ("## Summary", "Learning objectives", "## Documentation"):
+        assert not any(h.startswith(old) for h in headings) and old not in first, (
+            f"{path.name}: {old!r} is not one of the course's headings"
+        )
+    exercise_headings = [h for h in headings if re.search(r"\bExercise\b", h)]
+    if exercises(nb):
+        assert "## Exercises" in sections, (
+            f"{path.name}: exercises go in one '## Exercises' section"
+        )
+        for h in exercise_headings:
+            if h != "## Exercises":
+                assert re.match(r"### Exercise \d+: \S", h), (
+                    f"{path.name}: exercise headings read '### Exercise N: title', got {h!r}"
+                )
+
+
+WRITER_NOTES = re.compile(
+    r"reference tutorial|the reference'?s?\b|classic demo|while reviewing|pytest run|"
+    r"used to test this course|wall time|measured while|when this was written",
+    re.IGNORECASE,
+)
+
+
+def test_text_is_written_for_the_learner(notebook):
+    """No authoring notes and no pointers to material the learner doesn't have."""
+    path, nb = notebook
+    for i, cell in enumerate(nb.cells):
+        found = WRITER_NOTES.search(cell.source)
+        assert not found, (
+            f"{path.name} cell {i}: {found.group(0)!r}: notes about how the chapter was made "
+            "belong on the issue, not in the notebook"
         )
