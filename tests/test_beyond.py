@@ -11,12 +11,21 @@ import time
 import numpy as np
 import pytest
 from joblib import Parallel, delayed, parallel_config
+from joblib.externals.loky import get_reusable_executor
 
 from helpers import beyond, timeline
 from helpers.beyond import BlockResult, block_total, row_blocks
 from helpers.checks import ExerciseFailed
 from helpers.checks.beyond import BATCH, BLOCK_ROWS, check_row_totals, check_run_batch
 from helpers.futures import checked_sqrt
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stop_loky_workers():
+    """loky keeps its workers alive after each test; stop them so later tests (and
+    checks that count this process's children) start from none."""
+    yield
+    get_reusable_executor().shutdown(wait=True)
 
 
 def test_array_kind():
