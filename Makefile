@@ -4,13 +4,19 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install handouts test lab lint format clean
+.PHONY: help install handouts test test-matrix test-browser test-lab hooks check-machine lab lint format clean
 
 help:
-	@echo "make handouts  execute every notebook, write build/handouts/{learner,instructor}/"
-	@echo "make test      helper unit tests, every notebook under fork/spawn/forkserver, hygiene"
-	@echo "make lab       open JupyterLab on notebooks/"
-	@echo "make lint      ruff check and ruff format --check"
+	@echo "make handouts     execute every notebook, write build/handouts/{learner,instructor}/"
+	@echo "make test         helper unit tests, every notebook under fork/spawn/forkserver, hygiene;"
+	@echo "                  with chromium installed, also test-browser and test-lab"
+	@echo "make lab          open JupyterLab on notebooks/"
+	@echo "make lint         ruff check and ruff format --check"
+	@echo "make test-matrix  every notebook under spawn/forkserver on Python 3.10, 3.12, 3.13 (pyenv)"
+	@echo "make test-browser the handouts in headless Chromium (run make handouts first)"
+	@echo "make test-lab     every notebook run with Run All in a real JupyterLab (headless Chromium)"
+	@echo "make hooks        install the pre-commit hooks (notebook outputs cleared, ruff)"
+	@echo "make check-machine will the timing demos show their lessons on this machine? (~10 s)"
 
 install: $(STAMP)
 
@@ -24,17 +30,33 @@ handouts: $(STAMP)
 	$(BIN)/python -m helpers.handouts --out build/handouts notebooks
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	@$(BIN)/python -m pytest; code=$$?; \
+	if [ $$code -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$code
+
+test-matrix:
+	PYTHON=$(PYTHON) .ci/test-matrix
+
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest tests/test_browser_handouts.py
+
+test-lab: $(STAMP)
+	$(BIN)/python -m pytest tests/test_jupyterlab.py
+
+hooks: $(STAMP)
+	$(BIN)/pre-commit install
+
+check-machine: $(STAMP)
+	$(BIN)/python -m helpers.machine
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 lint: $(STAMP)
-	$(BIN)/ruff check helpers tests conftest.py notebooks
-	$(BIN)/ruff format --check helpers tests conftest.py notebooks
+	$(BIN)/ruff check helpers tests tools conftest.py notebooks
+	$(BIN)/ruff format --check helpers tests tools conftest.py notebooks
 
 format: $(STAMP)
-	$(BIN)/ruff format helpers tests conftest.py notebooks
+	$(BIN)/ruff format helpers tests tools conftest.py notebooks
 
 clean:
 	rm -rf build

@@ -6,8 +6,12 @@ children can import it. ``plot_traffic`` and ``cars_on_red`` run in the notebook
 
 from __future__ import annotations
 
+import contextlib
+import math
+import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from helpers import timeline
@@ -21,11 +25,14 @@ __all__ = [
     "car",
     "cars_on_red",
     "plot_traffic",
+    "waiter",
     "worker_until_stopped",
     "baker",
     "customer",
+    "shopper",
     "phase_worker",
     "meet_or_give_up",
+    "wiretap",
 ]
 
 
@@ -35,10 +42,10 @@ __all__ = [
 def naive_light(
     green: Any, green_seconds: float, phases: Any = None, cycles: int | None = None
 ) -> None:
-    """The classic demo's light: flip ``green`` (an Event) in a loop, sleeping only on green.
+    """A common first attempt: flip ``green`` (an Event) in a loop, sleeping only on green.
 
-    With ``cycles=None`` it never returns, like the original. With ``phases`` it puts a
-    ``"red"`` and a ``"green"`` span per cycle there.
+    With ``cycles=None`` it never returns. With ``green_seconds=0`` it never sleeps at
+    all. With ``phases`` it puts a ``"red"`` and a ``"green"`` span per cycle there.
     """
     green_seconds = _check_seconds(green_seconds, "green_seconds")
     if cycles is not None:
@@ -52,7 +59,8 @@ def naive_light(
         else:
             green_since = timeline.now()
             green.set()  # ... and green again on the very next pass of the loop
-            time.sleep(green_seconds)  # the only sleep: red lasts no time at all
+            if green_seconds:
+                time.sleep(green_seconds)  # the only sleep: red lasts no time at all
             if phases is not None:
                 phases.put(timeline.make_span("red", red_since, green_since))
                 phases.put(timeline.make_span("green", green_since, timeline.now()))
@@ -118,12 +126,23 @@ def car(
 
 
 def cars_on_red(phases: list[timeline.Span], cars: list[tuple]) -> list[str]:
-    """Return the names of cars whose pass time is not inside a green phase."""
+    """Return the names of cars that cannot have seen the light green.
+
+    A car saw the event set at some moment between ``arrived`` (taken before
+    ``wait()``) and ``passed`` (taken after it returned), so a correct pass has that
+    window meet a green phase. Checking the window, not the ``passed`` time alone, stays
+    right when a car is paused after ``wait()`` returned and the light has turned red
+    meanwhile. The last green phase lasts for ever: the light stays green when it stops.
+    """
     greens = [p for p in phases if p.label == "green"]
+    last = max((g.end for g in greens), default=None)
     return [
         name
-        for name, _, passed in cars
-        if passed is None or not any(g.start <= passed <= g.end for g in greens)
+        for name, arrived, passed in cars
+        if passed is None
+        or not any(
+            arrived <= (math.inf if g.end == last else g.end) and g.start <= passed for g in greens
+        )
     ]
 
 
@@ -192,6 +211,25 @@ def plot_traffic(
     return ax
 
 
+def waiter(
+    event: Any, timeout: float, results: Any, start_line: Any = None, rounds: int = 1
+) -> None:
+    """Wait for ``event`` up to ``timeout`` s, ``rounds`` times; report each wait.
+
+    Puts ``(returned, seconds waited)`` into ``results`` per round, where ``returned`` is
+    what ``event.wait(timeout)`` returned. With ``start_line`` (a Barrier), each round
+    first waits there, so the caller knows when the waits begin.
+    """
+    timeout = _check_seconds(timeout, "timeout")
+    _check_count(rounds, "rounds", minimum=1)
+    for _ in range(rounds):
+        if start_line is not None:
+            start_line.wait()
+        started = time.perf_counter()
+        returned = event.wait(timeout)
+        results.put((returned, time.perf_counter() - started))
+
+
 # --- Event: shutdown ------------------------------------------------------------------
 
 
@@ -248,6 +286,38 @@ def customer(shelf: Any, loaves: Any, name: str, sink: Any, timeout: float = 10.
     sink.put(timeline.make_span(name if got_one else f"{name} gave up", arrived, timeline.now()))
 
 
+def shopper(
+    shelf: Any,
+    loaves: Any,
+    name: str,
+    results: Any,
+    start_line: Any = None,
+    timeout: float = 10.0,
+) -> None:
+    """Like ``customer``, but count how often the shelf was checked.
+
+    Puts ``(name, got_one, checks)`` into ``results``: ``checks`` is how many times the
+    predicate ran (once on arrival, then once per wake-up). With ``start_line`` (a
+    Barrier), wait there first.
+    """
+    _check_str(name, "name")
+    timeout = _check_seconds(timeout, "timeout")
+    checks = 0
+    if start_line is not None:
+        start_line.wait()
+
+    def loaf_on_shelf() -> bool:
+        nonlocal checks
+        checks += 1
+        return loaves.value > 0
+
+    with shelf:
+        got_one = shelf.wait_for(loaf_on_shelf, timeout=timeout)
+        if got_one:
+            loaves.value -= 1
+    results.put((name, bool(got_one), checks))
+
+
 # --- Barrier: phases that line up ----------------------------------------------------
 
 
@@ -276,3 +346,51 @@ def meet_or_give_up(barrier: Any, name: str, results: Any, timeout: float = 0.3)
         results.put((name, "met"))
     except threading.BrokenBarrierError as exc:
         results.put((name, type(exc).__name__))
+
+
+# --- Over the network: what travels on the wire --------------------------------------
+
+
+@contextlib.contextmanager
+def wiretap(address: tuple[str, int]) -> Iterator[tuple[tuple[str, int], bytearray]]:
+    """Forward one TCP connection to ``address`` and keep a copy of every byte sent.
+
+    Yields ``(tap_address, captured)``: connect to ``tap_address`` instead of
+    ``address``; ``captured`` fills with the bytes the client sent (what anyone on the
+    network path could read). Runs in threads of this process; loopback only.
+    """
+    if not (isinstance(address, tuple) and len(address) == 2 and isinstance(address[1], int)):
+        raise TypeError(f"address must be a (host, port) tuple, got {address!r}")
+    if address[0] not in ("127.0.0.1", "localhost"):
+        raise ValueError(f"address must be on loopback (127.0.0.1), got {address[0]!r}")
+    captured = bytearray()
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(10)
+
+    def pump(src: socket.socket, dst: socket.socket, copy: bytearray | None) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                if copy is not None:
+                    copy.extend(data)
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def relay() -> None:
+        try:
+            client, _ = server.accept()
+        except OSError:
+            return
+        with client, socket.create_connection(address, timeout=10) as upstream:
+            back = threading.Thread(target=pump, args=(upstream, client, None), daemon=True)
+            back.start()
+            pump(client, upstream, captured)
+            back.join(timeout=10)
+
+    thread = threading.Thread(target=relay, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[:2], captured
+    finally:
+        server.close()
+        thread.join(timeout=10)

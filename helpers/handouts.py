@@ -151,18 +151,67 @@ def render(nb: nbformat.NotebookNode, edition: str, resources: dict) -> str:
     return body
 
 
-def index_page(chapters: list[tuple[str, str]], edition: str) -> str:
-    """The edition's table of contents: every chapter by title, linked."""
-    items = "\n".join(
-        f'    <li><a href="{html.escape(href)}">{html.escape(title)}</a></li>'
-        for href, title in chapters
+TIME = re.compile(r"\*\*Time:?\*\*:?\s*(.+?)(?:\.\s|\.$|\*\*|\n\n|$)", re.DOTALL)
+OBJECTIVES = re.compile(r"^\*\*(?:You will learn to|Learning objectives)\b.*$", re.MULTILINE)
+ITEM = re.compile(r"^\s*(?:[-*]|\d+\.)\s+")
+
+
+def chapter_summary(nb: nbformat.NotebookNode) -> tuple[str, list[str]]:
+    """(time, objectives) from the title cell: its "**Time:**" line and its
+    "**You will learn to**" (or "**Learning objectives**") list, as plain text."""
+    first = next((c.source for c in nb.cells if c.cell_type == "markdown"), "")
+    time_match = TIME.search(first)
+    time_text = " ".join(time_match.group(1).split()) if time_match else ""
+    objectives: list[str] = []
+    heading = OBJECTIVES.search(first)
+    if heading:
+        for line in first[heading.end() :].lstrip("\n").splitlines():
+            if ITEM.match(line):
+                objectives.append(ITEM.sub("", line).strip())
+            elif line.strip() and objectives and line.startswith(" "):
+                objectives[-1] += " " + line.strip()  # continuation of the item
+            elif objectives or line.strip():
+                break
+    return time_text, objectives
+
+
+def _inline(text: str) -> str:
+    """Markdown's `code`, **bold**, *italics* and [links](...) as escaped HTML (links as text)."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    parts = text.split("`")
+    return "".join(
+        f"<code>{html.escape(part)}</code>"
+        if i % 2
+        else re.sub(r"\*\*(.+?)\*\*|\*(.+?)\*", _emphasis, html.escape(part))
+        for i, part in enumerate(parts)
     )
+
+
+def _emphasis(match: re.Match) -> str:
+    strong, em = match.groups()
+    return f"<strong>{strong}</strong>" if strong else f"<em>{em}</em>"
+
+
+def index_page(chapters: list[tuple[str, str, str, list[str]]], edition: str) -> str:
+    """The edition's table of contents: every chapter by title, linked, with its time and
+    what it teaches (both from the chapter's title cell)."""
+    items = []
+    for href, title, time_text, objectives in chapters:
+        goals = "".join(f"<li>{_inline(goal)}</li>" for goal in objectives)
+        items.append(
+            f'  <section class="chapter">\n'
+            f'    <h2><a href="{html.escape(href)}">{html.escape(title)}</a></h2>\n'
+            f'    <p class="time">{html.escape(time_text)}</p>\n'
+            + (f'    <ul class="goals">{goals}</ul>\n' if goals else "")
+            + "  </section>"
+        )
     note = (
         "Exercise solutions are left out: work them out in JupyterLab, where each exercise "
         "has a check cell."
         if edition == "learner"
         else "This edition includes the exercise solutions, marked <em>Solution</em>."
     )
+    body = "\n".join(items)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -171,16 +220,20 @@ def index_page(chapters: list[tuple[str, str]], edition: str) -> str:
   <style>
     body {{ font-family: sans-serif; max-width: 46em; margin: 2em auto; padding: 0 1em;
            line-height: 1.5; }}
-    ul {{ list-style: none; padding-left: 0; }}
-    li {{ margin: 0.4em 0; font-size: 1.1em; }}
+    .chapter {{ margin: 1.2em 0; break-inside: avoid; }}
+    .chapter h2 {{ font-size: 1.2em; margin: 0; }}
+    .time {{ margin: 0.1em 0; color: #555; }}
+    .goals {{ margin: 0.2em 0; padding-left: 1.4em; font-size: 0.92em; }}
+    @media print {{
+      body {{ max-width: none; margin: 0; font-size: 10.5pt; }}
+      a {{ color: inherit; text-decoration: none; }}
+    }}
   </style>
 </head>
 <body>
   <h1>Python multiprocessing, hands-on</h1>
   <p>Handouts, {edition} edition. {note}</p>
-  <ul>
-{items}
-  </ul>
+{body}
 </body>
 </html>
 """
@@ -206,7 +259,7 @@ def build(notebooks: list[Path], out: Path) -> None:
             _drop_widget_views(nb)
             rewrite_links(nb)
             executed.append((path.with_suffix(".html").name, notebook_title(nb, path.stem), nb))
-        chapters = [(href, title) for href, title, _ in executed]
+        chapters = [(href, title, *chapter_summary(nb)) for href, title, nb in executed]
         for edition in EDITIONS:
             folder = staging / edition
             folder.mkdir()

@@ -107,15 +107,20 @@ def sell_local_then_once(
             counter.value -= sold
 
 
-def check_person(security: Any, person: str, seconds: float, sink: Any) -> None:
+def check_person(
+    security: Any, person: str, seconds: float, sink: Any, start_line: Any = None
+) -> None:
     """Queue for the security check (a semaphore), get checked for ``seconds``, leave.
 
     Puts two spans into ``sink``: ``"queue"`` (arrival until let in) and ``person``
-    (the check itself, while holding one of the semaphore's places).
+    (the check itself, while holding one of the semaphore's places). With
+    ``start_line`` (a Barrier), everybody arrives together once all have met there.
     """
     if not isinstance(person, str):
         raise TypeError(f"person must be a str, got {type(person).__name__}")
     seconds = _check_seconds(seconds, "seconds")
+    if start_line is not None:
+        start_line.wait()
     arrived = timeline.now()
     with security:  # released even if the check raises
         sink.put(timeline.make_span("queue", arrived, timeline.now()))
@@ -131,11 +136,14 @@ def transfer(
     results: Any,
     hold: float = 0.3,
     timeout: float = 1.0,
+    holding_line: Any = None,
 ) -> None:
     """Take lock ``first``, work ``hold`` s, then take ``second``; never wait past ``timeout``.
 
     ``first`` and ``second`` are ``(label, lock)`` pairs. ``start_line`` is a
-    ``Barrier`` shared with the other worker, so both start at the same moment.
+    ``Barrier`` shared with the other worker, so both start at the same moment. With
+    ``holding_line`` (another Barrier), each worker waits there once it holds its first
+    lock, so both hold one before either asks for its second, however slowly they start.
     Puts ``{"name", "outcome", "spans"}`` into ``results``; ``outcome`` is ``"done"``
     or ``"gave up waiting for <label>"``.
     """
@@ -155,6 +163,8 @@ def transfer(
         try:
             spans.append(timeline.make_span(f"wait {first_label}", waiting, timeline.now()))
             with timeline.record(f"hold {first_label}", sink=spans):
+                if holding_line is not None:
+                    holding_line.wait()  # the other worker holds its first lock too
                 time.sleep(hold)
             waiting = timeline.now()
             got_second = second_lock.acquire(timeout=timeout)

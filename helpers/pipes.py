@@ -6,6 +6,9 @@ spawn and forkserver children can import by name.
 
 from __future__ import annotations
 
+import selectors
+import socket
+import threading
 import time
 from typing import Any
 
@@ -21,7 +24,9 @@ __all__ = [
     "reply_after",
     "send_many",
     "send_many_queue",
+    "send_on_request",
     "serve_listener",
+    "Eavesdropper",
 ]
 
 
@@ -64,15 +69,19 @@ def send_then_exit(conn: Any, messages: Any) -> None:
         conn.send(message)
 
 
-def stats_server(conn: Any) -> None:
+def stats_server(conn: Any, other_end: Any = None) -> None:
     """Answer requests ``(op, payload)`` with ``("ok", result)`` or ``("error", reason)``.
 
     Operations: ``("words", text)`` -> number of words; ``("sum", numbers)`` -> their sum;
     ``("stop", None)`` -> ``("ok", "bye")`` and the server returns. A bad request gets an
     error reply and the server keeps going; if the other end is closed (``EOFError``) it
-    returns too.
+    returns too. ``other_end``, if given, is the client's end of the pipe: the server
+    closes its copy first thing (under fork a child inherits it), so that EOF can arrive.
     """
     _check_conn(conn)
+    if other_end is not None:
+        _check_conn(other_end, "other_end")
+        other_end.close()
     with conn:
         while True:
             try:
@@ -133,6 +142,88 @@ def send_many_queue(q: Any, count: int) -> None:
     for i in range(_check_count(count, "count")):
         q.put(i)
     q.put(None)
+
+
+def send_on_request(control: Any, writer: Any, q: Any) -> None:
+    """Send batches on request, through a pipe or a queue, until ``None`` arrives.
+
+    Each request on ``control`` is ``("pipe" or "queue", count)``: send the integers
+    ``0 ... count - 1``, then ``None``, through ``writer`` (a Pipe end) or ``q`` (a Queue).
+    One process serves both, so the two can be timed in turns, side by side.
+    """
+    _check_conn(control, "control")
+    _check_conn(writer, "writer")
+    if not hasattr(q, "put"):
+        raise TypeError(f"q must be a queue, got {type(q).__name__}")
+    with control, writer:
+        while (request := control.recv()) is not None:
+            how, count = request
+            if how not in ("pipe", "queue"):
+                raise ValueError(f"expected 'pipe' or 'queue', got {how!r}")
+            send = writer.send if how == "pipe" else q.put
+            for i in range(_check_count(count, "count")):
+                send(i)
+            send(None)
+    q.close()
+    q.join_thread()
+
+
+class Eavesdropper:
+    """A loopback relay that records every byte passing through it, both ways.
+
+    Connect to ``eavesdropper.address`` instead of ``target``: the first connection is
+    forwarded to ``target`` (a ``(host, port)``), and ``recorded`` (bytes) holds what
+    went through, as anyone on the network path could read it. Runs in a thread; use it
+    as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, target: tuple[str, int], timeout: float = 10.0):
+        if not (isinstance(target, tuple) and len(target) == 2):
+            raise TypeError(f"target must be a (host, port) tuple, got {target!r}")
+        self._target = target
+        self._timeout = _check_seconds(timeout, "timeout")
+        self._data = bytearray()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(self._timeout)
+        self.address = self._server.getsockname()[:2]
+        self._thread = threading.Thread(target=self._relay, name="eavesdropper", daemon=True)
+        self._thread.start()
+
+    @property
+    def recorded(self) -> bytes:
+        return bytes(self._data)
+
+    def _relay(self) -> None:
+        try:
+            client, _ = self._server.accept()
+        except OSError:  # closed, or nobody connected in time
+            return
+        with client, socket.create_connection(self._target, timeout=self._timeout) as server:
+            peer = {client: server, server: client}
+            with selectors.DefaultSelector() as sel:
+                for sock in peer:
+                    sel.register(sock, selectors.EVENT_READ)
+                while True:
+                    events = sel.select(self._timeout)
+                    if not events:
+                        return
+                    for key, _ in events:
+                        data = key.fileobj.recv(65536)
+                        if not data:  # one side closed: stop relaying
+                            return
+                        self._data += data
+                        peer[key.fileobj].sendall(data)
+
+    def close(self) -> None:
+        """Stop listening and wait for the relay thread."""
+        self._server.close()
+        self._thread.join(timeout=self._timeout)
+
+    def __enter__(self) -> Eavesdropper:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 def serve_listener(report: Any, authkey: bytes, connections: int = 1) -> None:

@@ -24,6 +24,9 @@ __all__ = [
     "timed_producer",
     "slow_consumer",
     "work_queue_worker",
+    "fragile_worker",
+    "produce_then_sentinel",
+    "square_indexed",
 ]
 
 
@@ -62,10 +65,17 @@ def put_big_and_leave(q: Any, size: int) -> None:
     q.cancel_join_thread()
 
 
-def get_one(q: Any, results: Any) -> None:
-    """Get one item from ``q`` (blocking) and put ``len(item[1])`` on ``results``."""
+def get_one(q: Any, results: Any, go: Any = None) -> None:
+    """Get one item from ``q`` (blocking) and put ``len(item[1])`` on ``results``.
+
+    If ``go`` (an ``Event``) is given, wait until it is set (at most 30 s) before reading.
+    """
     _check_queue(q, "q")
     _check_queue(results, "results")
+    if go is not None and not hasattr(go, "wait"):
+        raise TypeError(f"go must be an Event (or None), got {type(go).__name__}")
+    if go is not None:
+        go.wait(30)
     _, payload = q.get()
     results.put(len(payload))
 
@@ -147,3 +157,58 @@ def work_queue_worker(tasks: Any, results: Any) -> None:
             results.put((n, n * n))
         finally:
             tasks.task_done()
+
+
+def fragile_worker(tasks: Any, results: Any, poison: Any) -> None:
+    """Serve a ``JoinableQueue`` like :func:`work_queue_worker`, but die on ``poison``.
+
+    On the item ``poison`` the process exits at once with ``os._exit(1)``, as a crash
+    would: that item is never marked done, so ``tasks.join()`` can't return. Before
+    dying it flushes what it put on ``results`` (``close()`` then ``join_thread()``), so
+    those items arrive whole.
+    """
+    _check_queue(tasks, "tasks")
+    _check_queue(results, "results")
+    if not hasattr(tasks, "task_done"):
+        raise TypeError("tasks must be a JoinableQueue (it needs task_done())")
+    if poison is None:
+        raise ValueError("poison must not be None (None is the sentinel)")
+    while True:
+        n = tasks.get()
+        if n == poison:
+            results.close()
+            results.join_thread()  # everything put so far is in the pipe now
+            os._exit(1)
+        try:
+            if n is None:
+                return
+            results.put((n, n * n))
+        finally:
+            tasks.task_done()
+
+
+def produce_then_sentinel(q: Any, name: str, count: int, seconds: float = 0.0) -> None:
+    """Put ``count`` items ``(name, i)`` (pausing ``seconds`` before each), then ``None``.
+
+    Each producer signs off with its own sentinel, so a consumer of N producers is done
+    after N sentinels, however many items each one sent.
+    """
+    produce(q, name, count, seconds)
+    q.put(None)
+
+
+def square_indexed(tasks: Any, results: Any) -> None:
+    """Get ``(index, n)`` pairs until ``None``; put ``(index, n * n)`` on ``results``.
+
+    Items take a little longer when ``n % 3`` is larger, so results come back out of
+    order: the index is what lets the receiver put them back in order.
+    """
+    _check_queue(tasks, "tasks")
+    _check_queue(results, "results")
+    while True:
+        item = tasks.get()
+        if item is None:
+            return
+        index, n = item
+        time.sleep(0.005 * (n % 3))
+        results.put((index, n * n))

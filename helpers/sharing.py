@@ -12,6 +12,7 @@ import os
 import statistics
 import threading
 import time
+from collections.abc import Mapping
 from multiprocessing import shared_memory
 from multiprocessing.managers import BaseManager
 from typing import Any, NamedTuple
@@ -30,6 +31,9 @@ __all__ = [
     "increment",
     "increment_value",
     "fill_slice",
+    "read_value",
+    "use_counter",
+    "add_to_counter",
     "Inventory",
     "InventoryManager",
     "restock",
@@ -40,6 +44,7 @@ __all__ = [
     "TRANSFER_METHODS",
     "time_transfers",
     "expected_transfers",
+    "plot_transfer_costs",
 ]
 
 
@@ -111,6 +116,32 @@ def fill_slice(array: Any, start: int, stop: int) -> None:
         raise ValueError(f"stop ({stop}) must be >= start ({start})")
     for i in range(start, stop):
         array[i] = i * i
+
+
+def read_value(value: Any) -> Any:
+    """Return ``value.value`` (a pool task that receives a ``Value`` as its argument)."""
+    return value.value
+
+
+_counter: Any = None  # set in each pool worker by use_counter()
+
+
+def use_counter(counter: Any) -> None:
+    """Pool initializer: keep ``counter`` (a ``multiprocessing.Value``) for add_to_counter."""
+    if not hasattr(counter, "get_lock"):
+        raise TypeError(f"counter must be a multiprocessing.Value, got {type(counter).__name__}")
+    global _counter
+    _counter = counter
+
+
+def add_to_counter(n: int) -> int:
+    """Pool task: add ``n`` to the worker's counter (set by use_counter), under its lock."""
+    _check_int(n, "n")
+    if _counter is None:
+        raise RuntimeError("no counter: start the pool with initializer=use_counter")
+    with _counter.get_lock():
+        _counter.value += n
+    return os.getpid()
 
 
 # --- A custom manager -------------------------------------------------------------------
@@ -360,3 +391,45 @@ def expected_transfers(nbytes: int, rounds: int) -> list[tuple[int, int, int]]:
     if nbytes == 1:  # first and last byte are the same byte: the last write wins
         return [(1, (i * 7) % 256, (i * 7) % 256) for i in range(1, rounds + 1)]
     return [(nbytes, i % 256, (i * 7) % 256) for i in range(1, rounds + 1)]
+
+
+def plot_transfer_costs(per_round: Mapping[tuple[str, str], float], title: str = "") -> Any:
+    """Bar chart of seconds per round, by size (groups) and method (bars), on a log scale.
+
+    ``per_round`` maps ``(method, size label)`` to seconds; every method in
+    :data:`TRANSFER_METHODS` needs every size. Each bar is labelled with how many times the
+    shared-memory cost it is. Returns the matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    if not isinstance(per_round, Mapping) or not per_round:
+        raise TypeError("per_round must be a non-empty mapping (method, size label) -> seconds")
+    sizes = list(dict.fromkeys(size for _, size in per_round))
+    missing = [(m, s) for m in TRANSFER_METHODS for s in sizes if (m, s) not in per_round]
+    if missing:
+        raise ValueError(f"per_round has no time for {missing[0]}")
+    fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
+    width = 0.8 / len(TRANSFER_METHODS)
+    colors = plt.get_cmap("tab10").colors
+    for i, method in enumerate(TRANSFER_METHODS):
+        offset = (i - (len(TRANSFER_METHODS) - 1) / 2) * width
+        xs = [j + offset for j in range(len(sizes))]
+        bars = ax.bar(
+            xs, [per_round[method, s] * 1e3 for s in sizes], width, label=method, color=colors[i]
+        )
+        ratios = [per_round[method, s] / per_round["shared memory", s] for s in sizes]
+        ax.bar_label(
+            bars,
+            labels=[f"{r:.0f}x" if r >= 10 else f"{r:.1f}x" for r in ratios],
+            fontsize=8,
+            padding=2,
+        )
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.set_xticks(range(len(sizes)), [f"{size} per round" for size in sizes])
+    ax.set_ylabel("median ms per round (log scale)")
+    ax.set_title(title or "Handing data to another process (labels: times the shared-memory cost)")
+    ax.legend(ncols=len(TRANSFER_METHODS), loc="upper left", fontsize=8)
+    ax.set_ylim(top=ax.get_ylim()[1] * 3)
+    return fig

@@ -2,6 +2,7 @@
 
 import multiprocessing
 import time
+from multiprocessing.connection import wait
 
 import pytest
 
@@ -65,3 +66,22 @@ def test_collect_stops_at_the_first_timeout():
     q.put(2)
     assert checks.collect(q, 3, timeout=0.1) == [1, 2]
     assert checks.collect(q, 1, timeout=0.1) == []
+
+
+def learner_waits(conns, out):
+    out.send([conn.recv() for conn in wait(conns)])  # `wait` was imported from a module
+
+
+def test_learner_function_carries_imported_functions():
+    ctx = multiprocessing.get_context("spawn")
+    reader, writer = ctx.Pipe(duplex=False)
+    results, out = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=checks.LearnerFunction(learner_waits), args=([reader], out))
+    child.start()
+    out.close()
+    writer.send("hi")
+    assert results.poll(30) and results.recv() == ["hi"]
+    child.join(timeout=10)
+    assert child.exitcode == 0
+    for conn in (reader, writer, results):
+        conn.close()

@@ -88,6 +88,86 @@ def test_cars_on_red_flags_wrong_passes():
     assert events.cars_on_red(phases, cars) == ["red-runner", "stuck"]
 
 
+def test_cars_on_red_checks_the_whole_wait_window():
+    t = timeline.now()
+    phases = [
+        timeline.make_span("green", t, t + 1),
+        timeline.make_span("red", t + 1, t + 2),
+        timeline.make_span("green", t + 2, t + 3),
+    ]
+    cars = [
+        ("paused after wait", t + 0.5, t + 1.5),  # saw green, noted its time on red: fine
+        ("waited through red", t + 1.2, t + 1.9),  # never met a green phase
+        ("after switch-off", t + 5, t + 5),  # the last green lasts for ever
+    ]
+    assert events.cars_on_red(phases, cars) == ["waited through red"]
+
+
+def test_naive_light_without_sleep_never_sleeps(monkeypatch):
+    monkeypatch.setattr(events.time, "sleep", lambda s: pytest.fail("slept"))
+    events.naive_light(threading.Event(), 0, cycles=10)
+
+
+def test_waiter_reports_each_round():
+    results = queue.Queue()
+    flag = threading.Event()
+    events.waiter(flag, 0.05, results, rounds=2)
+    assert [r for r, _ in _drain(results, 2)] == [False, False]
+    flag.set()
+    events.waiter(flag, 1.0, results, start_line=threading.Barrier(1))
+    returned, seconds = results.get_nowait()
+    assert returned is True and seconds < 0.5
+
+
+def test_waiter_validates():
+    with pytest.raises(ValueError, match="timeout"):
+        events.waiter(threading.Event(), -1, [])
+    with pytest.raises(ValueError, match="rounds"):
+        events.waiter(threading.Event(), 1, [], rounds=0)
+
+
+def test_shopper_counts_checks():
+    shelf, loaves, results = threading.Condition(), type("V", (), {"value": 1})(), queue.Queue()
+    events.shopper(shelf, loaves, "s", results, timeout=1)
+    assert results.get_nowait() == ("s", True, 1) and loaves.value == 0
+    events.shopper(shelf, loaves, "s", results, timeout=0.05)
+    name, got, checks = results.get_nowait()
+    assert (name, got) == ("s", False) and checks >= 1
+    with pytest.raises(TypeError, match="name"):
+        events.shopper(shelf, loaves, 1, results)
+
+
+def test_wiretap_forwards_and_keeps_what_the_client_sent():
+    from multiprocessing.connection import Client, Listener
+
+    received = []
+    with Listener(("127.0.0.1", 0), authkey=b"k") as listener:
+
+        def serve():
+            with listener.accept() as conn:
+                received.append(conn.recv())
+                conn.send("reply")
+
+        server = threading.Thread(target=serve)
+        server.start()
+        with events.wiretap(listener.address) as (tap, captured):
+            with Client(tap, authkey=b"k") as conn:
+                conn.send({"secret": "plain"})
+                assert conn.recv() == "reply"
+            server.join(timeout=10)
+    assert received == [{"secret": "plain"}]
+    assert b"plain" in captured and b"reply" not in captured
+
+
+def test_wiretap_validates():
+    with pytest.raises(TypeError, match="address"):
+        with events.wiretap("127.0.0.1:80"):
+            pass
+    with pytest.raises(ValueError, match="loopback"):
+        with events.wiretap(("example.org", 80)):
+            pass
+
+
 def test_car_gives_up_after_timeout():
     sink = queue.Queue()
     events.car(threading.Event(), "c", 0, sink, timeout=0.05)
@@ -187,76 +267,145 @@ def test_meet_or_give_up_reports_broken_barrier():
 # --- checks ---------------------------------------------------------------------------
 
 
-def runner(gun, name, sink):
-    gun.wait()
-    with timeline.record(name, sink=sink):
-        time.sleep(0.1)
+def worker(stop, tasks, results):
+    while not stop.is_set():
+        try:
+            number = tasks.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        results.put(number * number)
+    results.put("done")
 
 
-def eager_runner(gun, name, sink):
-    with timeline.record(name, sink=sink):
-        time.sleep(0.1)
+def skeleton_worker(stop, tasks, results):
+    number = tasks.get()
+    results.put(number * number)
 
 
-def silent_runner(gun, name, sink):
-    gun.wait()
-    time.sleep(0.1)
+def blocking_worker(stop, tasks, results):
+    while not stop.is_set():
+        number = tasks.get()  # waits for ever once the tasks run out
+        results.put(number * number)
+    results.put("done")
 
 
-def test_check_starting_gun_passes_right_answer(capsys):
-    check.check_starting_gun(runner)
+def quitter_worker(stop, tasks, results):
+    while not stop.is_set():
+        try:
+            number = tasks.get(timeout=0.1)
+        except queue.Empty:
+            break  # "no task" is not "stop"
+        results.put(number * number)
+    results.put("done")
+
+
+def mute_worker(stop, tasks, results):
+    while not stop.is_set():
+        try:
+            results.put(tasks.get(timeout=0.1) ** 2)
+        except queue.Empty:
+            pass
+
+
+def wrong_worker(stop, tasks, results):
+    while not stop.is_set():
+        try:
+            results.put(2 * tasks.get(timeout=0.1))
+        except queue.Empty:
+            pass
+    results.put("done")
+
+
+def test_check_task_worker_passes_right_answer(capsys):
+    check.check_task_worker(worker)
     assert "Correct" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(
-    "answer, hint", [(eager_runner, "before the gun"), (silent_runner, "expected 3 spans")]
-)
-def test_check_starting_gun_fails_wrong_answers(answer, hint):
-    with pytest.raises(ExerciseFailed, match=hint):
-        check.check_starting_gun(answer)
-
-
-def worker(stop, results):
-    while not stop.is_set():
-        time.sleep(0.05)
-    results.put("done")
-
-
-def hasty_worker(stop, results):
-    results.put("done")
-
-
-def deaf_worker(stop, results):
-    for _ in range(100):  # ignores stop; ends by itself after 5 s
-        time.sleep(0.05)
-    results.put("done")
-
-
-def mute_worker(stop, results):
-    while not stop.is_set():
-        time.sleep(0.05)
-
-
-def test_check_shutdown_passes_right_answer(capsys):
-    check.check_shutdown(worker)
-    assert "Correct" in capsys.readouterr().out
+def test_check_task_worker_fails_the_skeleton_fast():
+    started = time.perf_counter()
+    with pytest.raises(ExerciseFailed, match="returned before stop was set"):
+        check.check_task_worker(skeleton_worker)
+    assert time.perf_counter() - started < 1
 
 
 @pytest.mark.parametrize(
     "answer, hint",
     [
-        (hasty_worker, "before stop was set"),
-        (deaf_worker, "still running"),
+        (blocking_worker, "get\\(\\) without a timeout"),
+        (quitter_worker, "returned before stop was set"),
         (mute_worker, 'put "done"'),
+        (wrong_worker, "expected \\[1, 4, 9\\]"),
     ],
 )
-def test_check_shutdown_fails_wrong_answers(answer, hint):
+def test_check_task_worker_fails_wrong_answers(answer, hint):
     with pytest.raises(ExerciseFailed, match=hint):
-        check.check_shutdown(answer)
+        check.check_task_worker(answer)
+
+
+def bake(shelf, loaves, capacity):
+    with shelf:
+        shelf.wait_for(lambda: loaves.value < capacity, timeout=10)
+        loaves.value += 1
+        shelf.notify_all()
+
+
+def bake_with_a_loop(shelf, loaves, capacity):
+    with shelf:
+        while loaves.value >= capacity:
+            shelf.wait(timeout=0.5)
+        loaves.value += 1
+        shelf.notify()
+
+
+def skeleton_bake(shelf, loaves, capacity):
+    loaves.value += 1
+
+
+def unlocked_bake(shelf, loaves, capacity):
+    shelf.wait_for(lambda: loaves.value < capacity, timeout=10)
+    loaves.value += 1
+
+
+def silent_bake(shelf, loaves, capacity):
+    with shelf:
+        shelf.wait_for(lambda: loaves.value < capacity, timeout=10)
+        loaves.value += 1
+
+
+def always_waiting_bake(shelf, loaves, capacity):
+    with shelf:
+        shelf.wait()  # waits for a notification even when there is room
+        loaves.value += 1
+
+
+@pytest.mark.parametrize("answer", [bake, bake_with_a_loop])
+def test_check_bounded_baker_passes_right_answers(answer, capsys):
+    check.check_bounded_baker(answer)
+    assert "Correct" in capsys.readouterr().out
+
+
+def test_check_bounded_baker_fails_the_skeleton_fast():
+    started = time.perf_counter()
+    with pytest.raises(ExerciseFailed, match="full shelf"):
+        check.check_bounded_baker(skeleton_bake)
+    assert time.perf_counter() - started < 1
+
+
+@pytest.mark.parametrize(
+    "answer, hint",
+    [
+        (unlocked_bake, "inside `with shelf:`"),
+        (silent_bake, "notify_all"),
+        (always_waiting_bake, "waited although the shelf had room"),
+    ],
+)
+def test_check_bounded_baker_fails_wrong_answers(answer, hint):
+    with pytest.raises(ExerciseFailed, match=hint):
+        check.check_bounded_baker(answer)
 
 
 def test_checks_reject_non_functions():
     with pytest.raises(TypeError, match="func"):
-        check.check_shutdown(print)
+        check.check_task_worker(print)
     with pytest.raises(TypeError, match="func"):
-        check.check_starting_gun("runner")
+        check.check_bounded_baker(print)

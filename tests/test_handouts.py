@@ -185,3 +185,30 @@ def test_links_are_rewritten_only_for_local_notebooks():
     assert nb.cells[0].source == (
         '[a](01_x.html) [b](01_x.html#Sec) [c](https://example.org/y.ipynb) [d](02_y.html "t")'
     )
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "# 01 · A\n\n**You will learn to**\n- start a `Process`;\n- wait for it\n  and read\n"
+        "  its exit code.\n\n**Time:** about 45 minutes. **Builds on:** [00](00_a.ipynb).",
+        "# 01 · A\n\n**Learning objectives**: after this chapter you can\n\n1. start a `Process`;\n"
+        "2. wait for it and read its exit code.\n\n**Time**: about 45 minutes.\n\n**Builds on**: x",
+    ],
+)
+def test_chapter_summary_reads_time_and_goals_from_the_title_cell(title):
+    nb = new_notebook(cells=[new_markdown_cell(title), new_markdown_cell("**Time:** wrong")])
+    time_text, goals = handouts.chapter_summary(nb)
+    assert time_text == "about 45 minutes"
+    assert goals == ["start a `Process`;", "wait for it and read its exit code."]
+
+
+def test_index_page_lists_time_and_goals_escaped():
+    page = handouts.index_page(
+        [("01_a.html", "01 · A <b>", "about 5 minutes", ["use `x<y`, **every** [doc](d.ipynb)"])],
+        "learner",
+    )
+    assert '<a href="01_a.html">01 · A &lt;b&gt;</a>' in page
+    assert '<p class="time">about 5 minutes</p>' in page
+    assert "<li>use <code>x&lt;y</code>, <strong>every</strong> doc</li>" in page
+    assert "@media print" in page

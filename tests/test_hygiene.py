@@ -104,6 +104,37 @@ def test_links_between_chapters_point_at_existing_notebooks(notebook):
                 assert target in names, f"{path.name} links to missing notebook {target}"
 
 
+def _anchor(heading):
+    """The id JupyterLab and nbconvert give a heading: its text, spaces turned into '-'."""
+    return heading.lstrip("#").strip().replace("`", "").replace(" ", "-")
+
+
+def _anchors(nb):
+    return {
+        _anchor(line)
+        for cell in nb.cells
+        if cell.cell_type == "markdown"
+        for line in cell.source.splitlines()
+        if line.startswith("#")
+    }
+
+
+def test_links_to_sections_point_at_existing_headings(notebook):
+    path, nb = notebook
+    anchors = {p.name: _anchors(nbformat.read(p, as_version=4)) for p in NOTEBOOKS}
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for target, anchor in re.findall(
+            r"\]\(([\w.]*\.ipynb)?#([^\s]+?)\)(?=[\s,;.:|]|$)", cell.source, re.MULTILINE
+        ):
+            name = target or path.name
+            if name in anchors:  # a missing notebook is the test above's failure
+                assert anchor in anchors[name], (
+                    f"{path.name} links to #{anchor} in {name}: no heading has that anchor"
+                )
+
+
 def _name_and_spec(requirement):
     """("name", "spec") of a requirement; extras are dropped: pip's dask[distributed] is
     conda-forge's dask, which includes distributed."""
@@ -140,7 +171,7 @@ def test_ruff_check_and_format_are_clean():
 
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     assert ruff, "ruff is not installed (pip install -e '.[test]')"
-    paths = ["helpers", "tests", "conftest.py", "notebooks"]
+    paths = ["helpers", "tests", "tools", "conftest.py", "notebooks"]
     for args in (["check"], ["format", "--check"]):
         result = subprocess.run(
             [ruff, *args, *paths], cwd=ROOT, capture_output=True, text=True, check=False
@@ -219,3 +250,12 @@ def test_text_is_written_for_the_learner(notebook):
             f"{path.name} cell {i}: {found.group(0)!r}: notes about how the chapter was made "
             "belong on the issue, not in the notebook"
         )
+
+
+def test_title_cell_gives_goals_and_time_for_the_handout_index(notebook):
+    from helpers.handouts import chapter_summary
+
+    path, nb = notebook
+    time_text, goals = chapter_summary(nb)
+    assert time_text, f"{path.name}: the title cell needs a line '**Time:** about N minutes.'"
+    assert goals, f"{path.name}: the title cell needs a '**You will learn to**' list"

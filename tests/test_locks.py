@@ -6,6 +6,7 @@ import multiprocessing
 import queue
 import threading
 import time
+import urllib.parse
 
 import pytest
 
@@ -132,6 +133,24 @@ def test_check_person_limits_overlap():
     assert timeline.max_overlap(checks) == 2
 
 
+def test_check_person_waits_at_the_start_line():
+    sem, sink = threading.Semaphore(4), queue.Queue()
+    start_line = threading.Barrier(4, timeout=5)
+    threads = [
+        threading.Thread(target=locks.check_person, args=(sem, f"T{i}", 0.1, sink, start_line))
+        for i in range(3)
+    ]
+    for t in threads:
+        t.start()
+    time.sleep(0.1)
+    assert sink.empty()  # nobody arrived before the start line opened
+    start_line.wait()
+    for t in threads:
+        t.join(timeout=5)
+    checks = [s for s in (sink.get_nowait() for _ in range(6)) if s.label != "queue"]
+    assert timeline.max_overlap(checks) == 3
+
+
 def test_check_person_validates():
     with pytest.raises(TypeError, match="person"):
         locks.check_person(threading.Semaphore(), 1, 0.1, queue.Queue())
@@ -139,12 +158,14 @@ def test_check_person_validates():
         locks.check_person(threading.Semaphore(), "T", -1, queue.Queue())
 
 
-def _transfers(orders, hold=0.1, timeout=0.3):
+def _transfers(orders, hold=0.1, timeout=0.3, both_hold=False):
     start_line = threading.Barrier(len(orders), timeout=5)
+    holding_line = threading.Barrier(len(orders), timeout=5) if both_hold else None
     results = queue.Queue()
     threads = [
         threading.Thread(
-            target=locks.transfer, args=(name, a, b, start_line, results, hold, timeout)
+            target=locks.transfer,
+            args=(name, a, b, start_line, results, hold, timeout, holding_line),
         )
         for name, a, b in orders
     ]
@@ -164,6 +185,13 @@ def test_transfer_opposite_order_times_out_and_same_order_completes():
     assert a[1].acquire(timeout=0) and b[1].acquire(timeout=0)  # all released
 
 
+def test_transfer_with_a_holding_line_deadlocks_even_with_no_hold():
+    a, b = ("A", threading.Lock()), ("B", threading.Lock())
+    opposite = _transfers([("1", a, b), ("2", b, a)], hold=0, timeout=0.2, both_hold=True)
+    assert any(r["outcome"].startswith("gave up waiting for") for r in opposite.values())
+    assert a[1].acquire(timeout=0) and b[1].acquire(timeout=0)  # all released
+
+
 def test_transfer_validates():
     pair = ("A", threading.Lock())
     with pytest.raises(TypeError, match="name"):
@@ -177,94 +205,147 @@ def test_transfer_validates():
 # --- checks ---------------------------------------------------------------------------
 
 
-def safe_sell(tickets, times):
-    for _ in range(times):
-        with tickets.get_lock():
-            tickets.value -= 1
+def move(balances, account_locks, src, dst, amount):
+    first, second = sorted((src, dst))
+    with account_locks[first], account_locks[second]:
+        balances[src] -= amount
+        balances[dst] += amount
 
 
-def safe_sell_once(tickets, times):
-    with tickets.get_lock():
-        tickets.value -= times
+def move_with_manual_locks(balances, account_locks, src, dst, amount):
+    low, high = account_locks[min(src, dst)], account_locks[max(src, dst)]
+    low.acquire()
+    high.acquire()
+    try:
+        balances[src] -= amount
+        balances[dst] += amount
+    finally:
+        high.release()
+        low.release()
 
 
-def racy_sell(tickets, times):
-    for _ in range(times):
-        tickets.value -= 1
+def racy_move(balances, account_locks, src, dst, amount):
+    balances[src] -= amount
+    balances[dst] += amount
 
 
-def half_locked_sell(tickets, times):
-    for _ in range(times):
-        current = tickets.value
-        with tickets.get_lock():
-            tickets.value = current - 1
+def src_first_move(balances, account_locks, src, dst, amount):
+    with account_locks[src], account_locks[dst]:
+        balances[src] -= amount
+        balances[dst] += amount
 
 
-def lazy_sell(tickets, times):
-    return None
+def one_lock_move(balances, account_locks, src, dst, amount):
+    with account_locks[src]:
+        balances[src] -= amount
+    balances[dst] += amount
 
 
-def broken_sell(tickets, times):
+def leaky_move(balances, account_locks, src, dst, amount):
+    first, second = sorted((src, dst))
+    account_locks[first].acquire()
+    account_locks[second].acquire()
+    balances[src] -= amount
+    balances[dst] += amount
+
+
+def backwards_move(balances, account_locks, src, dst, amount):
+    first, second = sorted((src, dst))
+    with account_locks[first], account_locks[second]:
+        balances[src] += amount
+        balances[dst] -= amount
+
+
+def broken_move(balances, account_locks, src, dst, amount):
     raise RuntimeError("oops")
 
 
-@pytest.mark.parametrize("answer", [safe_sell, safe_sell_once])
-def test_check_safe_sell_passes_right_answers(answer, capsys):
-    check.check_safe_sell(answer)
+@pytest.mark.parametrize("answer", [move, move_with_manual_locks])
+def test_check_move_passes_right_answers(answer, capsys):
+    check.check_move(answer)
     assert "Correct" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
     "answer, hint",
     [
-        (racy_sell, "without holding"),
-        (half_locked_sell, "without holding"),
-        (lazy_sell, "sold 0 tickets"),
-        (broken_sell, "raised"),
+        (racy_move, "without holding"),
+        (one_lock_move, "without holding"),
+        (src_first_move, "fixed order"),
+        (leaky_move, "still holding"),
+        (backwards_move, "expected \\[95, 100, 105\\]"),
+        (broken_move, "raised"),
     ],
 )
-def test_check_safe_sell_fails_wrong_answers(answer, hint):
+def test_check_move_fails_wrong_answers_fast(answer, hint):
+    started = time.perf_counter()
     with pytest.raises(ExerciseFailed, match=hint):
-        check.check_safe_sell(answer)
+        check.check_move(answer)
+    assert time.perf_counter() - started < 1  # judged in this process, before any child starts
 
 
-def test_check_safe_sell_rejects_non_functions():
+def test_check_move_catches_a_lock_taken_twice():
+    def greedy_move(balances, account_locks, src, dst, amount):
+        with account_locks[src]:
+            with account_locks[src]:
+                balances[src] -= amount
+
+    with pytest.raises(ExerciseFailed, match="taken twice"):
+        check.check_move(greedy_move)
+
+
+def test_check_move_rejects_non_functions():
     with pytest.raises(TypeError, match="func"):
-        check.check_safe_sell(print)
+        check.check_move(print)
 
 
-def polite_download(limit, url, sink):
-    with limit:
+def polite_download(limits, url, sink):
+    host = urllib.parse.urlsplit(url).hostname
+    with limits[host]:
         work.fake_download(url, 0.3, sink=sink)
 
 
-def rude_download(limit, url, sink):
+def polite_download_split(limits, url, sink):
+    with limits[url.split("/")[2]]:
+        work.fake_download(url, 0.3, sink=sink)
+
+
+def rude_download(limits, url, sink):
     work.fake_download(url, 0.3, sink=sink)
 
 
-def leaky_download(limit, url, sink):
-    limit.acquire()
+def one_queue_download(limits, url, sink):
+    with limits["example.org"]:  # every host waits in the same queue
+        work.fake_download(url, 0.3, sink=sink)
+
+
+def leaky_download(limits, url, sink):
+    limits[urllib.parse.urlsplit(url).hostname].acquire()
     work.fake_download(url, 0.1, sink=sink)
 
 
-def forgetful_download(limit, url, sink):
-    with limit:
+def forgetful_download(limits, url, sink):
+    with limits[urllib.parse.urlsplit(url).hostname]:
         work.fake_download(url, 0.1)
 
 
-def test_check_polite_download_passes_right_answer(capsys):
-    check.check_polite_download(polite_download)
+@pytest.mark.parametrize("answer", [polite_download, polite_download_split])
+def test_check_polite_download_passes_right_answers(answer, capsys):
+    check.check_polite_download(answer)
     assert "Correct" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
     "answer, hint",
     [
-        (rude_download, "at the same time"),
+        (rude_download, "each host allows 2"),
+        (one_queue_download, "waited for each"),
         (leaky_download, "never got a place"),
-        (forgetful_download, "expected 6 spans"),
+        (forgetful_download, "expected 8 spans"),
     ],
 )
 def test_check_polite_download_fails_wrong_answers(answer, hint):
+    started = time.perf_counter()
     with pytest.raises(ExerciseFailed, match=hint):
         check.check_polite_download(answer)
+    assert time.perf_counter() - started < 8  # judged in threads, before any process starts

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import time
 from multiprocessing.connection import Client, wait
 
 import pytest
@@ -244,6 +246,16 @@ def gather_ignores_eof(conns):
             messages.append(conn.recv())
 
 
+def gather_swallows_eof(conns):
+    messages = []
+    while True:  # never drops a finished connection: wait() keeps returning it, and it spins
+        for conn in wait(conns):
+            try:
+                messages.append(conn.recv())
+            except EOFError:
+                pass
+
+
 def gather_skeleton(conns):
     return None
 
@@ -257,7 +269,8 @@ def test_check_gather_passes_right_answer(capsys):
     "gather, hint",
     [
         (gather_one_by_one, "not the order they were sent"),
-        (gather_ignores_eof, "EOFError"),
+        (gather_ignores_eof, "raised EOFError"),
+        (gather_swallows_eof, "did not return within"),
         (gather_skeleton, "returned None"),
         (42, "define gather"),
     ],
@@ -265,3 +278,103 @@ def test_check_gather_passes_right_answer(capsys):
 def test_check_gather_fails_wrong_answers(gather, hint):
     with pytest.raises(ExerciseFailed, match=hint):
         check.check_gather(gather, timeout=3.0)
+    assert multiprocessing.active_children() == []  # a spinning gather was stopped
+
+
+def test_check_gather_fails_fast_on_the_skeleton():
+    start = time.monotonic()
+    with pytest.raises(ExerciseFailed):
+        check.check_gather(gather_skeleton)
+    assert time.monotonic() - start < 4
+
+
+# ---- chapter 05 corrections: inherited ends, eavesdropping, side-by-side timing ----------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_stats_server_closes_the_client_end_so_eof_arrives(method):
+    ctx = multiprocessing.get_context(method)
+    client_end, server_end = ctx.Pipe()
+    server = ctx.Process(target=pipes.stats_server, args=(server_end, client_end))
+    server.start()
+    server_end.close()
+    client_end.close()
+    server.join(timeout=10)
+    assert server.exitcode == 0
+
+
+@pytest.mark.skipif("fork" not in METHODS, reason="needs fork")
+def test_forked_stats_server_without_the_client_end_hangs():
+    ctx = multiprocessing.get_context("fork")
+    client_end, server_end = ctx.Pipe()
+    server = ctx.Process(target=pipes.stats_server, args=(server_end,))
+    server.start()
+    server_end.close()
+    client_end.close()
+    server.join(timeout=0.5)
+    hung = server.is_alive()
+    server.terminate()
+    server.join()
+    assert hung
+
+
+def test_stats_server_validates_other_end():
+    a, b = multiprocessing.Pipe()
+    with pytest.raises(TypeError, match="other_end"):
+        pipes.stats_server(a, other_end=42)
+    a.close()
+    b.close()
+
+
+def test_eavesdropper_records_an_authenticated_conversation():
+    key = os.urandom(16)
+    status, writer = multiprocessing.Pipe(duplex=False)
+    server = multiprocessing.Process(target=pipes.serve_listener, args=(writer, key, 1))
+    server.start()
+    writer.close()
+    address = status.recv()
+    with pipes.Eavesdropper(address) as relay:
+        with Client(relay.address, authkey=key) as conn:
+            conn.send("meet at noon")
+            assert conn.recv() == ("echo", "meet at noon")
+            conn.send("bye")
+        assert status.recv() == ("served", ["meet at noon"])
+    server.join(timeout=10)
+    status.close()
+    assert b"meet at noon" in relay.recorded and key not in relay.recorded
+
+
+def test_eavesdropper_validates_and_closes_unused():
+    with pytest.raises(TypeError, match="target"):
+        pipes.Eavesdropper("localhost")
+    relay = pipes.Eavesdropper(("127.0.0.1", 9), timeout=1)
+    relay.close()
+    assert relay.recorded == b""
+
+
+def test_send_on_request_serves_pipe_and_queue_in_turns():
+    control, control_child = multiprocessing.Pipe()
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    q = multiprocessing.Queue()
+    sender = multiprocessing.Process(target=pipes.send_on_request, args=(control_child, writer, q))
+    sender.start()
+    control_child.close()
+    writer.close()
+    for how, receive in (("pipe", reader.recv), ("queue", lambda: q.get(timeout=10))) * 2:
+        control.send((how, 5))
+        assert [receive() for _ in range(6)] == [0, 1, 2, 3, 4, None]
+    control.send(None)
+    sender.join(timeout=10)
+    assert sender.exitcode == 0
+    control.close()
+    reader.close()
+    q.close()
+    q.join_thread()
+
+
+def test_send_on_request_validates():
+    a, b = multiprocessing.Pipe()
+    with pytest.raises(TypeError, match="q must be a queue"):
+        pipes.send_on_request(a, b, None)
+    a.close()
+    b.close()

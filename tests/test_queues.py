@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import queue
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -121,100 +122,233 @@ def test_producers_consumers_lose_nothing(method):
 # ---- exercise checks: pass on the right answer, fail on wrong ones -------------------------
 
 
-def stage_right(inbox, outbox):
-    while True:
-        n = inbox.get()
-        if n is None:
-            outbox.put(None)
-            return
-        outbox.put(n * n)
-
-
-def stage_no_sentinel(inbox, outbox):
-    while True:
-        n = inbox.get()
-        if n is None:
-            return
-        outbox.put(n * n)
-
-
-def stage_not_squared(inbox, outbox):
-    while True:
-        n = inbox.get()
-        outbox.put(n)
-        if n is None:
-            return
-
-
-def stage_skeleton(inbox, outbox):
-    return None
-
-
-def test_check_pipeline_passes_right_answer(capsys):
-    check.check_pipeline(stage_right)
-    assert capsys.readouterr().out.startswith("Correct:")
-
-
-@pytest.mark.parametrize(
-    "stage, hint",
-    [
-        (stage_no_sentinel, "sentinel"),
-        (stage_not_squared, "fourth powers"),
-        (stage_skeleton, "fourth powers"),
-        (None, "define stage"),
-    ],
-)
-def test_check_pipeline_fails_wrong_answers(stage, hint):
-    with pytest.raises(ExerciseFailed, match=hint):
-        check.check_pipeline(stage, timeout=3.0)
-
-
-def drain_right(q, processes, n_items):
-    items = [q.get(timeout=30) for _ in range(n_items)]
-    for p in processes:
-        p.join()
+def gather_right(q, n_producers):
+    items, finished = [], 0
+    while finished < n_producers:
+        item = q.get(timeout=10)
+        if item is None:
+            finished += 1
+        else:
+            items.append(item)
     return items
 
 
-def drain_join_first(q, processes, n_items):
-    for p in processes:
-        p.join()
-    return [q.get() for _ in range(n_items)]
-
-
-def drain_two_only(q, processes, n_items):
-    items = [q.get(timeout=10) for _ in range(2)]
-    for p in processes:
-        p.join(timeout=1)
+def gather_first_sentinel(q, n_producers):
+    items = []
+    while (item := q.get(timeout=10)) is not None:
+        items.append(item)
     return items
 
 
-def drain_without_join(q, processes, n_items):
-    return [q.get(timeout=30) for _ in range(n_items)]
+def gather_while_not_empty(q, n_producers):
+    items = []
+    while not q.empty():
+        item = q.get(timeout=1)
+        if item is not None:
+            items.append(item)
+    return items
 
 
-def drain_skeleton(q, processes, n_items):
+def gather_keeps_sentinels(q, n_producers):
+    items, finished = [], 0
+    while finished < n_producers:
+        item = q.get(timeout=10)
+        finished += item is None
+        items.append(item)
+    return items
+
+
+def gather_one_too_many(q, n_producers):
+    items, finished = [], 0
+    while finished <= n_producers:
+        item = q.get()
+        if item is None:
+            finished += 1
+        else:
+            items.append(item)
+    return items
+
+
+def gather_skeleton(q, n_producers):
     return None
 
 
-def test_check_drain_then_join_passes_right_answer(capsys):
-    check.check_drain_then_join(drain_right)
+def test_check_gather_passes_right_answer(capsys):
+    check.check_gather(gather_right)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
 @pytest.mark.parametrize(
     "func, hint",
     [
-        (drain_join_first, "stuck"),
-        (drain_two_only, "got 2 of 3"),
-        (drain_without_join, "join every process"),
-        (drain_skeleton, "returned None"),
-        ("not a function", "define drain_then_join"),
+        (gather_skeleton, "returned None"),
+        (gather_first_sentinel, "ONE producer is done"),
+        (gather_while_not_empty, "expected 15 items"),
+        (gather_keeps_sentinels, "are not items"),
+        (gather_one_too_many, "did not return"),
     ],
 )
-def test_check_drain_then_join_fails_wrong_answers(func, hint):
+def test_check_gather_fails_wrong_answers(func, hint):
     with pytest.raises(ExerciseFailed, match=hint):
-        check.check_drain_then_join(func, timeout=3.0)
+        check.check_gather(func, timeout=2.0)
+
+
+def test_check_gather_fails_the_skeleton_fast():
+    start = time.perf_counter()
+    with pytest.raises(ExerciseFailed):
+        check.check_gather(gather_skeleton)
+    assert time.perf_counter() - start < 1
+
+
+def test_check_gather_rejects_a_non_function():
+    with pytest.raises(TypeError, match="gather"):
+        check.check_gather("gather")
+
+
+def squares_right(numbers, n_workers):
+    tasks, results = multiprocessing.Queue(), multiprocessing.Queue()
+    workers = [
+        multiprocessing.Process(target=queues.square_indexed, args=(tasks, results))
+        for _ in range(n_workers)
+    ]
+    for w in workers:
+        w.start()
+    for item in enumerate(numbers):
+        tasks.put(item)
+    for _ in workers:
+        tasks.put(None)
+    squares = [None] * len(numbers)
+    for _ in numbers:
+        index, square = results.get(timeout=30)
+        squares[index] = square
+    for w in workers:
+        w.join(timeout=30)
+    return squares
+
+
+def squares_arrival_order(numbers, n_workers):
+    tasks, results = multiprocessing.Queue(), multiprocessing.Queue()
+    workers = [
+        multiprocessing.Process(target=queues.square_indexed, args=(tasks, results))
+        for _ in range(n_workers)
+    ]
+    for w in workers:
+        w.start()
+    for item in enumerate(numbers):
+        tasks.put(item)
+    for _ in workers:
+        tasks.put(None)
+    got = [results.get(timeout=30)[1] for _ in numbers]
+    for w in workers:
+        w.join(timeout=30)
+    return got
+
+
+def squares_one_sentinel(numbers, n_workers):
+    tasks, results = multiprocessing.Queue(), multiprocessing.Queue()
+    workers = [
+        multiprocessing.Process(target=queues.square_indexed, args=(tasks, results))
+        for _ in range(n_workers)
+    ]
+    for w in workers:
+        w.start()
+    for item in enumerate(numbers):
+        tasks.put(item)
+    tasks.put(None)
+    got = dict(results.get(timeout=30) for _ in numbers)
+    for w in workers:
+        w.join()
+    return [got[i] for i in range(len(numbers))]
+
+
+def squares_no_join(numbers, n_workers):
+    tasks, results = multiprocessing.Queue(), multiprocessing.Queue()
+    workers = [
+        multiprocessing.Process(target=queues.square_indexed, args=(tasks, results))
+        for _ in range(n_workers)
+    ]
+    for w in workers:
+        w.start()
+    for item in enumerate(numbers):
+        tasks.put(item)
+    for _ in workers:
+        tasks.put(None)
+    got = dict(results.get(timeout=30) for _ in numbers)
+    return [got[i] for i in range(len(numbers))]
+
+
+def squares_in_parent(numbers, n_workers):
+    return [n * n for n in numbers]
+
+
+def squares_skeleton(numbers, n_workers):
+    return None
+
+
+def test_check_parallel_squares_passes_right_answer(capsys):
+    check.check_parallel_squares(squares_right)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+@pytest.mark.parametrize(
+    "func, hint",
+    [
+        (squares_skeleton, "returned None"),
+        (squares_arrival_order, "not in input order"),
+        (squares_one_sentinel, "did not return"),
+        (squares_no_join, "not joined"),
+        (squares_in_parent, "started 0 process"),
+    ],
+)
+def test_check_parallel_squares_fails_wrong_answers(func, hint):
+    with pytest.raises(ExerciseFailed, match=hint):
+        check.check_parallel_squares(func, timeout=3.0)
+    assert not [p for p in multiprocessing.active_children() if "resource" not in p.name]
+
+
+def test_check_parallel_squares_fails_the_skeleton_fast():
+    start = time.perf_counter()
+    with pytest.raises(ExerciseFailed):
+        check.check_parallel_squares(squares_skeleton)
+    assert time.perf_counter() - start < 1
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_fragile_worker_dies_without_task_done_but_flushes_results(method):
+    ctx = multiprocessing.get_context(method)
+    jobs, results = ctx.JoinableQueue(), ctx.Queue()
+    w = ctx.Process(target=queues.fragile_worker, args=(jobs, results, 2))
+    w.start()
+    for n in range(4):
+        jobs.put(n)
+    w.join(timeout=20)
+    assert w.exitcode == 1
+    assert [results.get(timeout=5) for _ in range(2)] == [(0, 0), (1, 1)]
+    waiter = threading.Thread(target=jobs.join, daemon=True)
+    waiter.start()
+    waiter.join(timeout=0.3)
+    assert waiter.is_alive()  # items 2 and 3 were never marked done
+    jobs.task_done()
+    jobs.task_done()
+    waiter.join(timeout=5)
+    assert not waiter.is_alive()
+
+
+def test_produce_then_sentinel_and_square_indexed():
+    q = queue.Queue()
+    queues.produce_then_sentinel(q, "P", 2)
+    assert [q.get_nowait() for _ in range(3)] == [("P", 0), ("P", 1), None]
+    tasks, results = queue.Queue(), queue.Queue()
+    for item in [(0, 3), (1, 4), None]:
+        tasks.put(item)
+    queues.square_indexed(tasks, results)
+    assert [results.get_nowait() for _ in range(2)] == [(0, 9), (1, 16)]
+    with pytest.raises(TypeError):
+        queues.square_indexed("tasks", results)
+    with pytest.raises(ValueError, match="poison"):
+        queues.fragile_worker(multiprocessing.JoinableQueue(), results, None)
+    with pytest.raises(TypeError, match="go"):
+        queues.get_one(queue.Queue(), queue.Queue(), go="now")
 
 
 def test_put_big_sets_put_returned():

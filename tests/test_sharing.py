@@ -242,25 +242,42 @@ def test_shared_memory_helpers_leave_nothing_in_dev_shm(monkeypatch, capsys):
 # --- Exercise checks --------------------------------------------------------------------------
 
 
-def scores_right(board, player, scores):
+def scores_right(board, lock, player, scores):
+    with lock:
+        current = board[player]
+        current.extend(scores)
+        board[player] = current
+
+
+def scores_without_lock(board, lock, player, scores):
     current = board[player]
     current.extend(scores)
     board[player] = current
 
 
-def scores_on_copy(board, player, scores):
-    board[player].extend(scores)
+def scores_lock_twice(board, lock, player, scores):
+    with lock:
+        current = board[player]
+    current.extend(scores)
+    with lock:  # held for the write, but released since the read
+        board[player] = current
 
 
-def scores_replace(board, player, scores):
-    board[player] = scores
+def scores_on_copy(board, lock, player, scores):
+    with lock:
+        board[player].extend(scores)
 
 
-def scores_raise(board, player, scores):
+def scores_replace(board, lock, player, scores):
+    with lock:
+        board[player] = scores
+
+
+def scores_raise(board, lock, player, scores):
     raise KeyError(player)
 
 
-def scores_skeleton(board, player, scores):
+def scores_skeleton(board, lock, player, scores):
     return None
 
 
@@ -273,15 +290,24 @@ def test_check_record_scores_passes_right_answer(capsys):
     "func, hint",
     [
         (scores_on_copy, "copy"),
-        (scores_skeleton, "did not change"),
+        (scores_skeleton, "left the board as it was"),
         (scores_replace, "old scores"),
         (scores_raise, "raised KeyError"),
+        (scores_without_lock, "without holding the lock"),
+        (scores_lock_twice, "without holding the lock"),
         (None, "define the function"),
     ],
 )
 def test_check_record_scores_fails_wrong_answers(func, hint):
     with pytest.raises(ExerciseFailed, match=hint):
         checks.check_record_scores(func)
+
+
+def test_unlocked_updates_pairs_each_write_with_the_read_before_it():
+    locked = [("get", "a", 1, 3), ("set", "a", 1, 3)]
+    assert checks._unlocked_updates(locked) == []
+    assert checks._unlocked_updates([("get", "a", 1, 0), ("set", "a", 1, 0)]) == ["a"]
+    assert checks._unlocked_updates([("get", "a", 1, 3), ("set", "a", 1, 4)]) == ["a"]
 
 
 def histogram_right(name, shape, row, values):
@@ -336,9 +362,28 @@ def histogram_unlinks(name, shape, row, values):
     shm.unlink()
 
 
-def histogram_no_import(name, shape, row, values):
-    shm = SharedMemory(name=name)  # a class imported at module level: not there in the worker
+BINS = 8
+
+
+def histogram_uses_a_variable(name, shape, row, values):
+    shm = SharedMemory(name=name)  # a class imported from a module: the worker has it
+    counts = np.ndarray(shape, dtype=np.int64, buffer=shm.buf)
+    counts[row] = np.bincount(values, minlength=BINS)  # a variable: the worker hasn't
+    del counts
     shm.close()
+
+
+def histogram_no_close(name, shape, row, values):
+    shm = SharedMemory(name=name)
+    counts = np.ndarray(shape, dtype=np.int64, buffer=shm.buf)
+    counts[row] = np.bincount(values, minlength=shape[1])
+
+
+def histogram_close_with_view(name, shape, row, values):
+    shm = SharedMemory(name=name)
+    counts = np.frombuffer(shm.buf, dtype=np.int64).reshape(shape)
+    counts[row] = np.bincount(values, minlength=shape[1])
+    shm.close()  # BufferError: the view still holds the buffer
 
 
 def test_check_histogram_passes_right_answer(capsys):
@@ -353,7 +398,9 @@ def test_check_histogram_passes_right_answer(capsys):
         (histogram_local, "all zeros"),
         (histogram_row_zero, r"row \d should hold"),
         (histogram_unlinks, "unlink"),
-        (histogram_no_import, "import"),
+        (histogram_uses_a_variable, "no variables"),
+        (histogram_no_close, "never called close"),
+        (histogram_close_with_view, "BufferError"),
         (lambda *args: None, "lambda"),
     ],
 )
@@ -365,3 +412,54 @@ def test_check_histogram_fails_wrong_answers(func, hint):
 def test_check_histogram_leaves_no_child_processes():
     checks.check_histogram(histogram_right)
     assert multiprocessing.active_children() == []
+
+
+# --- A Value reaches pool workers through the initializer -----------------------------------
+
+
+@pytest.mark.parametrize("method", multiprocessing.get_all_start_methods())
+def test_counter_through_the_pool_initializer(method):
+    ctx = multiprocessing.get_context(method)
+    counter = ctx.Value("i", 0)
+    with ctx.Pool(2, initializer=sharing.use_counter, initargs=(counter,)) as pool:
+        pids = pool.map(sharing.add_to_counter, [1] * 50)
+    assert counter.value == 50 and len(pids) == 50
+
+
+def test_value_as_a_pool_task_argument_raises_in_the_caller():
+    counter = multiprocessing.Value("i", 7)
+    assert sharing.read_value(counter) == 7
+    with multiprocessing.Pool(1) as pool:
+        with pytest.raises(RuntimeError, match="inheritance"):
+            pool.apply(sharing.read_value, (counter,))
+
+
+def test_counter_helpers_validate(monkeypatch):
+    with pytest.raises(TypeError, match="counter"):
+        sharing.use_counter(3)
+    monkeypatch.setattr(sharing, "_counter", None)
+    with pytest.raises(RuntimeError, match="initializer"):
+        sharing.add_to_counter(1)
+    with pytest.raises(TypeError, match="n must be"):
+        sharing.add_to_counter("1")
+
+
+def test_plot_transfer_costs_draws_every_bar_and_validates():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    per_round = {
+        (m, s): 0.001 * (i + 1)
+        for i, m in enumerate(sharing.TRANSFER_METHODS)
+        for s in ("1 KiB", "1 MiB")
+    }
+    fig = sharing.plot_transfer_costs(per_round)
+    assert len(fig.axes[0].patches) == 2 * len(sharing.TRANSFER_METHODS)
+    plt.close(fig)
+    with pytest.raises(TypeError, match="per_round"):
+        sharing.plot_transfer_costs({})
+    del per_round["pipe", "1 MiB"]
+    with pytest.raises(ValueError, match="pipe"):
+        sharing.plot_transfer_costs(per_round)

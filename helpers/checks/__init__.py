@@ -86,14 +86,24 @@ def collect(q: Any, n: int, timeout: float) -> list[Any]:
     return got
 
 
+def _importable(value: Any) -> bool:
+    """True for a function or class defined in a real module (not ``__main__``)."""
+    if not isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
+        return False
+    module = getattr(value, "__module__", None)
+    qualname = getattr(value, "__qualname__", "")
+    return bool(module) and module not in ("__main__", "builtins") and "<" not in qualname
+
+
 class LearnerFunction:
     """A function written in a notebook cell, made runnable in a spawned child.
 
     A notebook function cannot be pickled to a spawn or forkserver child (the child
     cannot import ``__main__`` of a kernel). This wrapper carries the function's source
     and re-creates it in the child, so a check can run the learner's worker in a real
-    process. Modules the function uses as globals (``time``, ``os``, ...) are imported
-    again in the child; other globals are not available.
+    process. Modules the function uses as globals (``time``, ``np``, ...) are imported
+    again in the child, and so are functions and classes it uses that were imported from a
+    module (``wait``, ``SharedMemory``, ...); other globals are not available.
     """
 
     def __init__(self, func: Any):
@@ -112,10 +122,21 @@ class LearnerFunction:
             for name, value in func.__globals__.items()
             if isinstance(value, types.ModuleType) and name in func.__code__.co_names
         }
+        self.imported = {
+            name: (value.__module__, value.__qualname__)
+            for name, value in func.__globals__.items()
+            if name in func.__code__.co_names and _importable(value)
+        }
         self._func: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"name": self.name, "source": self.source, "modules": self.modules, "_func": None}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "modules": self.modules,
+            "imported": self.imported,
+            "_func": None,
+        }
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self._func is None:
@@ -124,6 +145,11 @@ class LearnerFunction:
             namespace: dict[str, Any] = {"__name__": "__learner__"}
             for alias, module in self.modules.items():
                 namespace[alias] = importlib.import_module(module)
+            for alias, (module, qualname) in getattr(self, "imported", {}).items():
+                value: Any = importlib.import_module(module)
+                for part in qualname.split("."):
+                    value = getattr(value, part)
+                namespace[alias] = value
             exec(compile(self.source, f"<exercise {self.name}>", "exec"), namespace)
             self._func = namespace[self.name]
         return self._func(*args, **kwargs)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import multiprocessing
-import threading
 import time
 import types
 from typing import Any
 
-from helpers.checks import LearnerFunction, expect, fail, passed
+from helpers.checks import LearnerFunction, expect, fail, passed, stop_processes
 
 __all__ = ["check_calculator", "check_gather", "CALCULATOR_REQUESTS", "GATHER_SCRIPT"]
 
@@ -76,56 +75,81 @@ def check_calculator(calculator: Any, *, timeout: float = 5.0) -> None:
     )
 
 
+def _run_gather(gather: Any, conns: list, report: Any) -> None:
+    """Child process: say "started", call ``gather(conns)``, send back the outcome."""
+    with report:
+        report.send("started")
+        try:
+            value = gather(conns)
+        except BaseException as exc:  # reported as a hint, so nothing reaches stderr
+            report.send(("error", f"{type(exc).__name__}: {exc}"))
+        else:
+            report.send(("value", value))
+
+
 def check_gather(gather: Any, *, timeout: float = 5.0) -> None:
     """Check ``gather(conns)``: all messages, in arrival order, returning once all are closed.
 
-    A thread sends on three pipes in the order of :data:`GATHER_SCRIPT` (0.1 s apart),
-    then closes them. Reading the connections one after another gets the wrong order.
+    The learner's ``gather`` runs in a spawned child process, on the reading ends of three
+    pipes. The parent sends on them in the order of :data:`GATHER_SCRIPT` (0.1 s apart),
+    then closes them. Reading the connections one after another gets the wrong order; a
+    ``gather`` that never returns (or spins) is stopped after ``timeout`` seconds.
     """
-    if not callable(gather):
+    if not isinstance(gather, types.FunctionType):
         fail(f"define gather(conns) with def in the cell above (got {type(gather).__name__})")
-    pipes = [multiprocessing.Pipe(duplex=False) for _ in range(3)]
+    try:
+        learner = LearnerFunction(gather)
+    except (TypeError, ValueError) as exc:
+        fail(str(exc))
+    ctx = multiprocessing.get_context("spawn")
+    pipes = [ctx.Pipe(duplex=False) for _ in range(3)]
     readers = [r for r, _ in pipes]
     writers = [w for _, w in pipes]
-
-    def send_script() -> None:
+    results, report = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_run_gather, args=(learner, readers, report), name="gather")
+    child.start()
+    report.close()
+    for r in readers:
+        r.close()  # the child has them now: once it exits, our writers see a broken pipe
+    outcome = None
+    try:
+        expect(
+            results.poll(30) and results.recv() == "started",
+            "the process running gather did not start (read any traceback above)",
+        )
         for index, message in GATHER_SCRIPT:
             time.sleep(0.1)
-            writers[index].send(message)
+            if results.poll(0):  # gather returned already: no need to send the rest
+                break
+            try:
+                writers[index].send(message)
+            except OSError:  # the child is gone already
+                break
         time.sleep(0.1)
         for w in writers:
             w.close()
-
-    outcome: dict[str, Any] = {}
-
-    def call() -> None:
-        try:
-            outcome["value"] = gather(list(readers))
-        except BaseException as exc:  # reported as a hint below
-            outcome["error"] = exc
-
-    sender = threading.Thread(target=send_script, name="gather-sender", daemon=True)
-    learner = threading.Thread(target=call, name="gather", daemon=True)
-    sender.start()
-    learner.start()
-    learner.join(timeout=timeout)
-    sender.join()
-    stuck = learner.is_alive()
-    if not stuck:
-        for r in readers:
-            r.close()
+        if results.poll(timeout):
+            try:
+                outcome = results.recv()
+            except EOFError:
+                fail("the process running gather died without a result (read the traceback)")
+    finally:
+        for w in writers:
+            w.close()
+        stuck = stop_processes([child], timeout=0.5 if outcome is None else 5)
+        results.close()
     expect(
-        not stuck,
-        f"gather did not return within {timeout:.0f} s, although every sender had closed its "
-        "end: on EOFError, remove that connection from the list, and stop when it is empty",
+        not stuck and outcome is not None,
+        f"gather did not return within {timeout:.0f} s after every sender had closed its "
+        "end, so the check stopped it: on EOFError, remove that connection from the list "
+        "you wait on, and return when the list is empty",
     )
-    if "error" in outcome:
-        exc = outcome["error"]
+    kind, value = outcome
+    if kind == "error":
         fail(
-            f"gather raised {type(exc).__name__}: {exc} (recv() raises EOFError once a sender "
-            "has closed: catch it and drop that connection)"
+            f"gather raised {value} (recv() raises EOFError once a sender has closed: catch "
+            "it and drop that connection)"
         )
-    value = outcome.get("value")
     expected = [message for _, message in GATHER_SCRIPT]
     expect(value is not None, "gather returned None: return the list of messages received")
     expect(

@@ -3,201 +3,204 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.process
 import queue
 import threading
-import time
-import types
 from collections import Counter
 from typing import Any
 
 from helpers import queues
-from helpers.checks import LearnerFunction, expect, fail, passed, stop_processes
+from helpers.checks import expect, fail, passed, require_function, stop_processes
 
-__all__ = ["check_pipeline", "check_drain_then_join"]
+__all__ = ["GATHER_COUNTS", "check_gather", "check_parallel_squares"]
 
-PIPELINE_INPUT = tuple(range(20))
-BIG_ITEM = 300_000  # bytes: bigger than a pipe buffer, so join-before-drain blocks
-
-
-def _learner(func: Any, name: str) -> LearnerFunction:
-    if not isinstance(func, types.FunctionType):
-        fail(f"define {name} with def in the cell above (got {type(func).__name__})")
-    return LearnerFunction(func)
+# Items each producer sends in check_gather (a producer may send nothing but its sentinel).
+GATHER_COUNTS = {"A": 6, "B": 0, "C": 9}
 
 
-def check_pipeline(stage: Any, *, timeout: float = 10.0) -> None:
-    """Run ``stage`` as two chained spawned processes and check that nothing is lost.
-
-    ``stage(inbox, outbox)`` must square every number it gets from ``inbox`` onto
-    ``outbox`` and, on the sentinel ``None``, forward ``None`` and return.
-    """
-    worker = _learner(stage, "stage(inbox, outbox)")
-    ctx = multiprocessing.get_context("spawn")
-    first, middle, last = ctx.Queue(), ctx.Queue(), ctx.Queue()
-    procs = [
-        ctx.Process(target=worker, args=(first, middle), name="stage-1"),
-        ctx.Process(target=worker, args=(middle, last), name="stage-2"),
-    ]
-    for p in procs:
-        p.start()
-    for n in PIPELINE_INPUT:
-        first.put(n)
-    first.put(None)
-
-    received: list[Any] = []
-    got_sentinel = False
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            item = last.get(timeout=max(0.01, deadline - time.monotonic()))
-        except queue.Empty:
-            break
-        if item is None:
-            got_sentinel = True
-            break
-        received.append(item)
-    stuck = stop_processes(procs, timeout=3.0)
-    for q in (first, middle, last):
-        q.cancel_join_thread()  # a broken stage may have left items behind; don't wait on them
-        q.close()
-
-    crashed = [p.name for p in procs if p not in stuck and p.exitcode != 0]
-    expect(
-        not crashed,
-        f"{', '.join(crashed)} exited with an error (exit code {procs[0].exitcode}, "
-        f"{procs[1].exitcode}): read the traceback above",
-    )
-    expected = Counter(n**4 for n in PIPELINE_INPUT)
-    got = Counter(received)
-    if got != expected:
-        missing = sorted((expected - got).elements())
-        extra = sorted((got - expected).elements())
-        fail(
-            "the last queue did not get the fourth powers of 0..19, each exactly once "
-            f"(each stage squares). Missing: {missing[:5]}{'...' if len(missing) > 5 else ''}; "
-            f"unexpected: {extra[:5]}{'...' if len(extra) > 5 else ''}"
-        )
-    expect(
-        got_sentinel,
-        "all items arrived but the sentinel None never came out of the last stage: "
-        "on None, put None on outbox (so the next stage stops too) and return",
-    )
-    expect(
-        not stuck,
-        f"{', '.join(p.name for p in stuck)} did not exit after the sentinel: "
-        "return from stage() when you get None",
-    )
-    passed(
-        f"two stages passed {len(PIPELINE_INPUT)} items and the sentinel through; "
-        "nothing lost, nothing duplicated, both processes exited"
-    )
-
-
-def _rescue(q: Any, n_items: int, procs: list[Any], worker: threading.Thread) -> int:
-    """Unblock a learner function stuck on join() or get(): drain, join, feed fillers."""
-    drained = 0
-    while drained < n_items:
-        try:
-            q.get(timeout=1.0)
-        except queue.Empty:
-            break
-        drained += 1
-    stop_processes(procs, timeout=3.0)
-    for _ in range(n_items):  # a get() waiting for more items than were produced
-        q.put((0, b""))
-    worker.join(timeout=2.0)
-    return drained
-
-
-class _Watched:
-    """A Process as the learner sees it, remembering whether join() saw it exit."""
-
-    def __init__(self, process: Any):
-        self._process = process
-        self.joined = False
-
-    def join(self, timeout: float | None = None) -> None:
-        self._process.join(timeout)
-        self.joined = self._process.exitcode is not None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._process, name)
-
-    def __repr__(self) -> str:
-        return repr(self._process)
-
-
-def check_drain_then_join(func: Any, *, timeout: float = 6.0) -> None:
-    """Check ``func(q, processes, n_items)``: it must get all items, then join, then return them.
-
-    The check starts 3 producers that each put one ``(pid, 300 kB of bytes)`` item,
-    calls ``func`` in a thread (so a deadlock can be detected and undone), and checks
-    every item came back and every producer has exited.
-    """
-    if not callable(func):
-        fail(f"define drain_then_join with def in the cell above (got {type(func).__name__})")
-    n_items = 3
-    q = multiprocessing.Queue()
-    procs = [
-        multiprocessing.Process(target=queues.put_big, args=(q, BIG_ITEM), name=f"producer-{i}")
-        for i in range(n_items)
-    ]
-    for p in procs:
-        p.start()
-    watched = [_Watched(p) for p in procs]
+def _call_with_timeout(func: Any, args: tuple, timeout: float) -> dict[str, Any]:
+    """Run ``func(*args)`` in a thread: {"value": ...}, {"error": ...}, or {} if still running."""
     outcome: dict[str, Any] = {}
 
     def call() -> None:
         try:
-            outcome["value"] = func(q, watched, n_items)
-            outcome["joined"] = all(w.joined for w in watched)
-        except BaseException as exc:  # report it as a hint, don't print a traceback
+            outcome["value"] = func(*args)
+        except BaseException as exc:  # reported as a hint, not as a traceback
             outcome["error"] = exc
 
-    worker = threading.Thread(target=call, name="drain_then_join", daemon=True)
+    worker = threading.Thread(target=call, name="learner-answer", daemon=True)
     worker.start()
-    worker.join(timeout=timeout)
-    if worker.is_alive():
-        _rescue(q, n_items, procs, worker)
-        q.cancel_join_thread()
-        fail(
-            f"drain_then_join did not return within {timeout:.0f} s: it was stuck. Either it "
-            "joined a producer before getting its item (the producer can't exit until its "
-            "big item is read), or it called get() more times than n_items. The check "
-            "drained the queue to unstick it"
-        )
-    leftover = 0
-    while True:
-        try:
-            q.get(timeout=0.2)
-        except queue.Empty:
-            break
-        leftover += 1
-    stuck = stop_processes(procs, timeout=3.0)
+    worker.join(timeout)
+    return outcome
 
+
+def _judge_gather(outcome: dict[str, Any], expected: Counter, timeout: float, where: str) -> None:
+    if not outcome:
+        fail(
+            f"gather did not return within {timeout:.0f} s ({where}): it waited for more "
+            "than was sent. Count the sentinels: stop after one None per producer, not after "
+            "a fixed number of items."
+        )
     if "error" in outcome:
         exc = outcome["error"]
-        fail(f"drain_then_join raised {type(exc).__name__}: {exc}")
-    value = outcome.get("value")
-    expect(value is not None, "drain_then_join returned None: return the list of items you got")
+        hint = (
+            " q.empty() is no signal that the producers are done; wait for the sentinels"
+            if isinstance(exc, queue.Empty)
+            else ""
+        )
+        fail(f"gather raised {type(exc).__name__}: {exc}.{hint}")
+    value = outcome["value"]
+    expect(value is not None, "gather returned None: return the list of items you got")
+    expect(isinstance(value, list), f"gather should return a list, got {type(value).__name__}")
+    expect(
+        None not in value,
+        "the sentinels (None) are not items: count them, don't return them",
+    )
+    got = Counter(value)
+    if got != expected:
+        missing = sorted((expected - got).elements())
+        extra = sorted((got - expected).elements())
+        fail(
+            f"{where}: expected {sum(expected.values())} items, got {len(value)}. "
+            f"Missing {missing[:4]}{'...' if len(missing) > 4 else ''}, unexpected "
+            f"{extra[:4]}. Neither the first None (ONE producer is done) nor an empty queue "
+            "(the producers may still be working) means the end: keep going until you have "
+            "seen one None per producer."
+        )
+
+
+def check_gather(gather: Any, *, timeout: float = 6.0) -> None:
+    """Exercise 1: ``gather(q, n_producers)`` returns every item of ``n_producers`` producers,
+    each of which signs off with its own ``None``.
+
+    First a quick run on a prepared ``queue.Queue`` (the first sentinel comes early), then
+    a real one: three producer processes running :func:`helpers.queues.produce_then_sentinel`
+    with :data:`GATHER_COUNTS` items.
+    """
+    require_function(gather, "gather")
+    # 1. In this process: one producer's sentinel arrives before the others' items.
+    q: queue.Queue = queue.Queue()
+    prepared = [("A", 0), None, ("C", 0), ("C", 1), None, ("B", 0), None]
+    for item in prepared:
+        q.put(item)
+    expected = Counter(item for item in prepared if item is not None)
+    outcome = _call_with_timeout(gather, (q, 3), 2.0)
+    if not outcome:
+        q.put(None)  # release a gather that waits for a fourth sentinel
+        q.put(None)
+    _judge_gather(outcome, expected, 2.0, "on a queue holding 4 items and 3 sentinels")
+
+    # 2. Real producer processes that trickle their items in.
+    q = multiprocessing.Queue()
+    procs = [
+        multiprocessing.Process(
+            target=queues.produce_then_sentinel,
+            args=(q, name, count, 0.01),
+            name=f"producer {name}",
+        )
+        for name, count in GATHER_COUNTS.items()
+    ]
+    for p in procs:
+        p.start()
+    try:
+        outcome = _call_with_timeout(gather, (q, len(procs)), timeout)
+        if not outcome:
+            for _ in procs:
+                q.put(None)  # release a gather waiting for more
+    finally:
+        stop_processes(procs, timeout=5.0)
+        q.cancel_join_thread()  # the fillers above may never be read
+        q.close()
+    expected = Counter((name, i) for name, count in GATHER_COUNTS.items() for i in range(count))
+    _judge_gather(outcome, expected, timeout, f"with {len(procs)} producer processes")
+    passed(
+        f"every item from {len(procs)} producers, including one that sent only its sentinel; "
+        "you stopped after the last sentinel"
+    )
+
+
+# ---- Exercise 2 ---------------------------------------------------------------------------
+
+SQUARE_INPUT = (7, 3, 11, 2, 8, 5, 0, 9, 4, 10, 1, 6)
+
+
+class _ProcessWatch:
+    """Record every Process started (and joined) while the learner's function runs."""
+
+    def __init__(self) -> None:
+        self.started: list[Any] = []
+        self.joined: set[int] = set()
+        self._cls = multiprocessing.process.BaseProcess
+        self._start = self._cls.start
+        self._join = self._cls.join
+
+    def __enter__(self) -> _ProcessWatch:
+        watch = self
+
+        def start(process: Any) -> None:
+            watch._start(process)
+            watch.started.append(process)
+
+        def join(process: Any, timeout: float | None = None) -> None:
+            watch._join(process, timeout)
+            if process.exitcode is not None:
+                watch.joined.add(id(process))
+
+        self._cls.start, self._cls.join = start, join
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._cls.start, self._cls.join = self._start, self._join
+
+
+def check_parallel_squares(parallel_squares: Any, *, timeout: float = 10.0) -> None:
+    """Exercise 2: ``parallel_squares(numbers, n_workers)`` squares ``numbers`` in
+    ``n_workers`` processes running :func:`helpers.queues.square_indexed` and returns the
+    squares in input order, after joining every worker.
+    """
+    require_function(parallel_squares, "parallel_squares")
+    numbers, n_workers = list(SQUARE_INPUT), 2
+    with _ProcessWatch() as watch:
+        outcome = _call_with_timeout(parallel_squares, (numbers, n_workers), timeout)
+    still_running = [p for p in watch.started if p.exitcode is None]
+    stop_processes(still_running, timeout=1.0)
+    if not outcome:
+        fail(
+            f"parallel_squares did not return within {timeout:.0f} s: it was stuck "
+            f"({len(still_running)} worker(s) still running, now stopped). One None stops one "
+            "worker: put one per worker; and get() exactly one result per number, with a "
+            "timeout."
+        )
+    if "error" in outcome:
+        exc = outcome["error"]
+        fail(f"parallel_squares raised {type(exc).__name__}: {exc}")
+    value = outcome["value"]
+    expect(value is not None, "parallel_squares returned None: return the list of squares")
+    expect(
+        len(watch.started) == n_workers,
+        f"you started {len(watch.started)} process(es) for n_workers={n_workers}: start "
+        "n_workers processes running queues.square_indexed(tasks, results)",
+    )
+    expected = [n * n for n in numbers]
     expect(
         isinstance(value, list),
-        f"drain_then_join should return a list, got {type(value).__name__}",
+        f"parallel_squares should return a list, got {type(value).__name__}",
+    )
+    if value != expected:
+        if sorted(value, key=repr) == sorted(expected, key=repr):
+            fail(
+                "all the squares are there, but in the order they arrived, not in input "
+                "order: each result carries its index, put it back at that position"
+            )
+        fail(f"expected {expected}, got {value}")
+    unjoined = [p for p in watch.started if id(p) not in watch.joined]
+    expect(
+        not unjoined and not still_running,
+        f"{len(unjoined)} worker(s) were not joined when parallel_squares returned: after "
+        "collecting every result, join() each worker",
     )
     expect(
-        len(value) == n_items and leftover == 0,
-        f"got {len(value)} of {n_items} items ({leftover} left on the queue): "
-        "call q.get() once per item before joining",
+        all(p.exitcode == 0 for p in watch.started),
+        f"a worker exited with code {[p.exitcode for p in watch.started]}",
     )
-    pids = sorted(item[0] for item in value if isinstance(item, tuple) and len(item) == 2)
-    expect(
-        pids == sorted(p.pid for p in procs),
-        "the items should be exactly what the producers put: (pid, payload) tuples, "
-        "one from each producer",
-    )
-    expect(
-        outcome.get("joined") and not stuck and all(p.exitcode == 0 for p in procs),
-        "drain_then_join returned without joining the producers: "
-        "join every process (p.join()) after draining",
-    )
-    passed(f"all {n_items} big items drained, then all {n_items} producers joined (exit code 0)")
+    passed(f"{len(numbers)} squares in input order from {n_workers} workers, both joined")

@@ -1,0 +1,454 @@
+"""Workers and measuring tools for chapter 09 (performance).
+
+Functions that run in child processes live here so that spawn and forkserver children can
+import them by name. NumPy and threadpoolctl are imported inside the functions that need
+them, so a child that only sleeps or counts does not pay for those imports.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from helpers.validate import check_count as _check_count
+from helpers.validate import check_seconds as _check_seconds
+from helpers.work import busy_sum
+
+__all__ = [
+    "Comparison",
+    "compare",
+    "amdahl_speedup",
+    "nap",
+    "lane",
+    "noop",
+    "import_numpy",
+    "numpy_loaded",
+    "start_join_seconds",
+    "TRANSFER_METHODS",
+    "transfer_seconds",
+    "blas_threads",
+    "one_blas_thread",
+    "parse_cpu_max",
+    "parse_cfs_quota",
+    "cgroup_cpu_limit",
+    "private_memory",
+    "private_memory_after",
+]
+
+
+# --- 1. Measuring honestly ------------------------------------------------------------
+
+
+class Comparison:
+    """Timings of several callables measured side by side, round after round.
+
+    ``times[label]`` holds one duration per round. :meth:`best` is the least disturbed
+    run of one callable (what ``timeit`` reports); :meth:`ratio` is the median, over
+    rounds, of the ratio of two callables timed in the same round, which a busy machine
+    disturbs far less than two separate timings.
+    """
+
+    def __init__(self, times: Mapping[str, Sequence[float]]):
+        if not isinstance(times, Mapping) or not times:
+            raise ValueError("times must be a non-empty mapping of label -> durations")
+        lengths = {len(v) for v in times.values()}
+        if len(lengths) != 1 or 0 in lengths:
+            raise ValueError("times must hold the same number (>= 1) of rounds for each label")
+        self.times = {str(k): [float(t) for t in v] for k, v in times.items()}
+
+    @property
+    def rounds(self) -> int:
+        return len(next(iter(self.times.values())))
+
+    def _get(self, label: str) -> list[float]:
+        if label not in self.times:
+            raise ValueError(f"label must be one of {list(self.times)}, got {label!r}")
+        return self.times[label]
+
+    def best(self, label: str) -> float:
+        """The shortest time of ``label``: the run the machine disturbed least."""
+        return min(self._get(label))
+
+    def ratio(self, label: str, baseline: str) -> float:
+        """Median over rounds of ``time(label) / time(baseline)`` measured in the same round."""
+        pairs = zip(self._get(label), self._get(baseline), strict=True)
+        return statistics.median(a / b for a, b in pairs if b > 0)
+
+    def __repr__(self) -> str:
+        best = ", ".join(f"{k}: {self.best(k) * 1e3:.1f} ms" for k in self.times)
+        return f"Comparison({self.rounds} rounds; best {best})"
+
+
+def compare(funcs: Mapping[str, Callable[[], Any]], repeat: int = 5) -> Comparison:
+    """Time each callable in ``funcs`` once per round, ``repeat`` rounds, side by side.
+
+    Every round runs all of them one after the other (in turn starting with a different
+    one), so a burst of load from other programs hits them alike.
+    """
+    if not isinstance(funcs, Mapping) or not funcs:
+        raise ValueError("funcs must be a non-empty mapping of label -> callable")
+    for label, func in funcs.items():
+        if not callable(func):
+            raise TypeError(f"funcs[{label!r}] must be callable, got {type(func).__name__}")
+    _check_count(repeat, "repeat", minimum=1)
+    labels = list(funcs)
+    times: dict[str, list[float]] = {label: [] for label in labels}
+    for r in range(repeat):
+        for label in labels[r % len(labels) :] + labels[: r % len(labels)]:
+            start = time.perf_counter()
+            funcs[label]()
+            times[label].append(time.perf_counter() - start)
+    return Comparison(times)
+
+
+# --- 2. Speed-up and Amdahl's law ------------------------------------------------------
+
+
+def amdahl_speedup(serial_fraction: float, workers: Any) -> Any:
+    """Amdahl's law: the speed-up ``1 / (f + (1 - f) / n)`` with ``n`` workers.
+
+    ``workers`` may be a number or a NumPy array (the result is then an array).
+    """
+    if isinstance(serial_fraction, bool) or not isinstance(serial_fraction, (int, float)):
+        raise TypeError(f"serial_fraction must be a number, got {type(serial_fraction).__name__}")
+    if not 0 <= serial_fraction <= 1:
+        raise ValueError(f"serial_fraction must be between 0 and 1, got {serial_fraction}")
+    return 1 / (serial_fraction + (1 - serial_fraction) / workers)
+
+
+def nap(seconds: float) -> float:
+    """Sleep ``seconds`` (work that waits, like I/O) and return ``seconds``."""
+    seconds = _check_seconds(seconds)
+    time.sleep(seconds)
+    return seconds
+
+
+def lane(kind: str, count: int, size: float) -> int:
+    """Run ``count`` tasks one after another in this worker; return ``count``.
+
+    ``kind="cpu"``: each task is ``busy_sum(size)`` (``size`` an int: CPU-bound work);
+    ``kind="wait"``: each task sleeps ``size`` seconds (work that waits). Submitting one
+    lane per worker keeps exactly that many workers busy.
+    """
+    if kind not in ("cpu", "wait"):
+        raise ValueError(f"kind must be 'cpu' or 'wait', got {kind!r}")
+    _check_count(count, "count")
+    if kind == "cpu":
+        _check_count(size, "size")
+        for _ in range(count):
+            busy_sum(size)
+    else:
+        size = _check_seconds(size, "size")
+        for _ in range(count):
+            time.sleep(size)
+    return count
+
+
+# --- 3. Start-up cost ------------------------------------------------------------------
+
+
+def noop() -> None:
+    """Do nothing: a child that only starts and exits."""
+
+
+def import_numpy() -> str:
+    """Import NumPy (free if this process already has it) and return its version."""
+    import numpy
+
+    return numpy.__version__
+
+
+def numpy_loaded(_: Any = None) -> bool:
+    """Whether this process has imported NumPy already (the argument is ignored)."""
+    import sys
+
+    return "numpy" in sys.modules
+
+
+def start_join_seconds(method: str, target: Callable[[], Any] = noop, repeat: int = 3) -> float:
+    """The shortest of ``repeat`` timings of ``Process(target).start()`` + ``join()``.
+
+    Uses a context for ``method`` ("fork", "spawn" or "forkserver"), not the default.
+    """
+    if method not in multiprocessing.get_all_start_methods():
+        raise ValueError(
+            f"method must be one of {multiprocessing.get_all_start_methods()}, got {method!r}"
+        )
+    if not callable(target):
+        raise TypeError(f"target must be callable, got {type(target).__name__}")
+    _check_count(repeat, "repeat", minimum=1)
+    ctx = multiprocessing.get_context(method)
+    best = math.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        p = ctx.Process(target=target)
+        p.start()
+        p.join(timeout=60)
+        took = time.perf_counter() - start
+        if p.is_alive():
+            p.terminate()
+            p.join()
+            raise RuntimeError(f"a {method} child did not finish within 60 s")
+        if p.exitcode != 0:
+            raise RuntimeError(f"a {method} child failed with exit code {p.exitcode}")
+        best = min(best, took)
+    return best
+
+
+# --- 4. The cost of moving data -------------------------------------------------------
+
+TRANSFER_METHODS = ("pipe", "queue", "shared memory")
+
+
+def _sink(method: str, data: Any, control: Any, shm_name: str | None) -> None:
+    """Child for :func:`transfer_seconds`: receive payloads until told to stop; reply with
+    the length and the first and last byte of each (proof that this version arrived)."""
+    from multiprocessing import shared_memory
+
+    shm = shared_memory.SharedMemory(name=shm_name) if shm_name else None
+    try:
+        control.send("ready")
+        while (nbytes := control.recv()) is not None:
+            if method == "pipe":
+                payload = data.recv_bytes()  # raw bytes: no pickling
+            elif method == "queue":
+                payload = data.get()  # a pickled NumPy array
+            else:
+                payload = shm.buf[:nbytes]  # a view: nothing is copied
+            control.send((len(payload), payload[0], payload[-1]))
+            del payload
+    finally:
+        if shm is not None:
+            shm.close()
+
+
+def transfer_seconds(method: str, sizes: Sequence[int], rounds: int = 3) -> dict[int, float]:
+    """Seconds to hand a fresh ``size``-byte NumPy array to a child, for each size.
+
+    ``method``: ``"pipe"`` (``send_bytes``), ``"queue"`` (``put`` of the array) or
+    ``"shared memory"`` (copy into a ``SharedMemory`` block the child reads in place).
+    Each round the parent changes the data, hands it over and waits for the child's
+    reply; the result is the fastest of ``rounds`` rounds (after one warm-up round).
+    One child (default start method) serves all sizes.
+    """
+    from multiprocessing import shared_memory
+
+    import numpy as np
+
+    if method not in TRANSFER_METHODS:
+        raise ValueError(f"method must be one of {TRANSFER_METHODS}, got {method!r}")
+    sizes = [_check_count(size, "sizes", minimum=1) for size in sizes]
+    if not sizes:
+        raise ValueError("sizes must not be empty")
+    _check_count(rounds, "rounds", minimum=1)
+    control, child_control = multiprocessing.Pipe()
+    data_in, data_out = multiprocessing.Pipe(duplex=False) if method == "pipe" else (None, None)
+    q = multiprocessing.Queue() if method == "queue" else None
+    shm = (
+        shared_memory.SharedMemory(create=True, size=max(sizes))
+        if method == "shared memory"
+        else None
+    )
+    child = multiprocessing.Process(
+        target=_sink,
+        args=(method, data_in if method == "pipe" else q, child_control, shm and shm.name),
+        name=f"sink-{method}",
+    )
+    best: dict[int, float] = {}
+    try:
+        child.start()
+        child_control.close()
+        if not control.poll(60) or control.recv() != "ready":
+            raise RuntimeError(f"the {method} child did not start")
+        for size in sizes:
+            payload = np.ones(size, dtype=np.uint8)
+            view = np.ndarray(size, dtype=np.uint8, buffer=shm.buf) if shm else None
+            times = []
+            for i in range(rounds + 1):
+                payload[0], payload[-1] = i % 256, (i * 7) % 256
+                start = time.perf_counter()
+                if method == "shared memory":
+                    view[:] = payload  # write the data first, then tell the child
+                    control.send(size)
+                else:
+                    control.send(size)  # the child waits for this before reading the data
+                    if method == "pipe":
+                        data_out.send_bytes(payload)
+                    else:
+                        q.put(payload)
+                reply = control.recv()
+                times.append(time.perf_counter() - start)
+                if tuple(reply) != (size, payload[0], payload[-1]):
+                    raise RuntimeError(
+                        f"the {method} child received {reply}, not this round's data"
+                    )
+            del view
+            best[size] = min(times[1:])
+        control.send(None)
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.terminate()
+            child.join()
+        for end in (control, data_in, data_out):
+            if end is not None:
+                end.close()
+        if q is not None:
+            q.close()
+            q.join_thread()
+        if shm is not None:
+            shm.close()
+            shm.unlink()
+    return best
+
+
+# --- 6. Oversubscription ---------------------------------------------------------------
+
+
+def blas_threads(_: Any = None) -> int:
+    """How many threads NumPy's BLAS in this process may use (0 if none was found).
+
+    Imports NumPy first, so that its BLAS library is loaded. The argument is ignored (so
+    the function works with ``map``).
+    """
+    import numpy  # noqa: F401  (loads the BLAS library)
+    from threadpoolctl import threadpool_info
+
+    counts = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    return max(counts, default=0)
+
+
+def one_blas_thread() -> None:
+    """Pool initializer: limit this worker's BLAS to one thread, for the worker's life."""
+    import numpy  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
+# --- 7. How many workers? --------------------------------------------------------------
+
+
+def parse_cpu_max(text: str) -> float | None:
+    """CPUs allowed by a cgroup v2 ``cpu.max`` line, e.g. ``"150000 100000"`` -> 1.5.
+
+    The file holds ``"$QUOTA $PERIOD"`` in microseconds; ``"max ..."`` means no limit
+    (returns ``None``). A line with the quota alone uses the kernel's default period
+    (100000 us). Raises ``ValueError`` on anything else.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    fields = text.split()
+    if not 1 <= len(fields) <= 2:
+        raise ValueError(f"text must be 'QUOTA PERIOD' or 'max PERIOD', got {text!r}")
+    quota = fields[0]
+    try:
+        period = int(fields[1]) if len(fields) == 2 else 100_000
+        if quota == "max":
+            return None
+        quota_us = int(quota)
+    except ValueError:
+        raise ValueError(f"text must be 'QUOTA PERIOD' or 'max PERIOD', got {text!r}") from None
+    if quota_us <= 0 or period <= 0:
+        raise ValueError(f"quota and period must be > 0, got {text!r}")
+    return quota_us / period
+
+
+def parse_cfs_quota(quota: str, period: str) -> float | None:
+    """CPUs allowed by cgroup v1 files ``cpu.cfs_quota_us`` and ``cpu.cfs_period_us``.
+
+    A quota of ``-1`` means no limit (returns ``None``); ``"150000"`` and ``"100000"``
+    give 1.5. Raises ``ValueError`` on anything else.
+    """
+    for name, value in (("quota", quota), ("period", period)):
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    try:
+        quota_us, period_us = int(quota), int(period)
+    except ValueError:
+        raise ValueError(f"quota and period must be integers, got {quota!r}, {period!r}") from None
+    if quota_us == -1:
+        return None
+    if quota_us <= 0 or period_us <= 0:
+        raise ValueError(f"quota must be -1 or > 0 and period > 0, got {quota!r}, {period!r}")
+    return quota_us / period_us
+
+
+def cgroup_cpu_limit(root: str | os.PathLike = "/sys/fs/cgroup") -> float | None:
+    """The CPU quota of this process's cgroup, in CPUs; ``None`` if there is none.
+
+    cgroup v2: reads ``cpu.max`` of this process's cgroup (from ``/proc/self/cgroup``)
+    and of each parent up to ``root``. cgroup v1: reads ``cpu.cfs_quota_us`` and
+    ``cpu.cfs_period_us`` under ``root/cpu``. Returns the smallest limit found.
+    """
+    root = Path(root)
+    limits = []
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        lines = []
+    relative = next((line[3:] for line in lines if line.startswith("0::")), None)
+    if relative is not None:
+        folder = root / relative.lstrip("/")
+        while True:
+            try:
+                limits.append(parse_cpu_max((folder / "cpu.max").read_text()))
+            except (OSError, ValueError):
+                pass
+            if folder == root or root not in folder.parents:
+                break
+            folder = folder.parent
+    for v1 in (root / "cpu", root / "cpu,cpuacct"):
+        try:
+            quota = (v1 / "cpu.cfs_quota_us").read_text()
+            period = (v1 / "cpu.cfs_period_us").read_text()
+            limits.append(parse_cfs_quota(quota.strip(), period.strip()))
+            break
+        except (OSError, ValueError):
+            continue
+    return min((limit for limit in limits if limit is not None), default=None)
+
+
+# --- 8. Memory per worker --------------------------------------------------------------
+
+
+def _private_bytes() -> int:
+    import psutil
+
+    return psutil.Process().memory_full_info().uss
+
+
+def private_memory(_: Any = None) -> int:
+    """Import NumPy (as a worker would), then return this process's private memory (USS, bytes)."""
+    import numpy  # noqa: F401
+
+    return _private_bytes()
+
+
+def private_memory_after(data: Any, action: str, results: Any) -> None:
+    """Child: do ``action`` with ``data``, put the growth of this process's private memory
+    (USS, bytes) on ``results``.
+
+    ``action``: ``"nothing"``; ``"read"`` (loop over the items, which writes each item's
+    reference count); ``"sum"`` (``data.sum()`` of a NumPy array: reads only);
+    ``"collect"`` (``gc.collect()``: the collector writes to every object it tracks).
+    """
+    import gc
+
+    if action not in ("nothing", "read", "sum", "collect"):
+        raise ValueError(f"action must be nothing, read, sum or collect, got {action!r}")
+    before = _private_bytes()
+    if action == "read":
+        for _item in data:
+            pass
+    elif action == "sum":
+        data.sum()
+    elif action == "collect":
+        gc.collect()
+    results.put(_private_bytes() - before)
