@@ -1,7 +1,6 @@
 """Unit tests for chapter 11's workers (helpers.beyond) and exercise checks."""
 
 import concurrent.futures
-import logging
 import math
 import os
 import subprocess
@@ -207,24 +206,6 @@ def test_check_row_totals_says_slices_are_pickled():
 # --- exercise 2: check_run_batch -------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def client():
-    from dask.distributed import Client, LocalCluster
-
-    cluster = LocalCluster(
-        n_workers=1,
-        threads_per_worker=2,
-        processes=False,
-        dashboard_address=None,
-        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-        silence_logs=logging.CRITICAL,
-    )
-    client = Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
-
-
 def right_run_batch(executor, values):
     futures = {executor.submit(checked_sqrt, v): v for v in values}
     results, errors = {}, {}
@@ -236,8 +217,8 @@ def right_run_batch(executor, values):
     return results, errors
 
 
-def test_check_run_batch_passes_the_right_answer(client, capsys):
-    check_run_batch(right_run_batch, client)
+def test_check_run_batch_passes_the_right_answer(capsys):
+    check_run_batch(right_run_batch)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
@@ -280,15 +261,10 @@ def as_lists(executor, values):
         (as_lists, "should be dicts"),
     ],
 )
-def test_check_run_batch_fails_wrong_answers(client, wrong, hint):
+def test_check_run_batch_fails_wrong_answers(wrong, hint):
     with pytest.raises(ExerciseFailed) as info:
-        check_run_batch(wrong, client)
+        check_run_batch(wrong)
     assert hint in str(info.value)
-
-
-def test_check_run_batch_names_a_missing_client():
-    with pytest.raises(ExerciseFailed, match="Dask Client"):
-        check_run_batch(right_run_batch, None)
 
 
 def test_batch_has_failures():
