@@ -49,8 +49,17 @@ from nbval.plugin import IPyNbCell, IPyNbFile
 from helpers.exercises import exercises, tags
 
 SHM = Path("/dev/shm")
-# Processes multiprocessing starts for its own bookkeeping; they exit with the kernel.
-BOOKKEEPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+# Processes multiprocessing (and joblib's loky) start for their own bookkeeping; they exit
+# with the kernel.
+BOOKKEEPERS = (
+    "multiprocessing.resource_tracker",
+    "multiprocessing.forkserver",
+    "joblib.externals.loky.backend.resource_tracker",
+)
+# Seconds a chapter may take per start method on 2 cores (COURSE_GUIDE.md); chapter 11
+# starts Dask clusters as part of its lesson.
+BUDGET = 30
+BUDGETS = {"11_beyond_one_machine.ipynb": 45}
 
 STARTUP = """\
 import multiprocessing, os
@@ -91,9 +100,12 @@ def pytest_unconfigure(config):
 def pytest_terminal_summary(terminalreporter, config):
     if not config.course_timings:
         return
-    terminalreporter.section("notebook wall time (budget: 30 s per chapter and start method)")
+    terminalreporter.section(
+        f"notebook wall time (budget: {BUDGET} s per chapter and start method, unless noted)"
+    )
     for name, method, seconds in config.course_timings:
-        flag = "  <-- over budget" if seconds > 30 else ""
+        budget = BUDGETS.get(name, BUDGET)
+        flag = f"  <-- over budget ({budget} s)" if seconds > budget else ""
         terminalreporter.write_line(f"{seconds:6.1f} s  {method:<10} {name}{flag}")
 
 

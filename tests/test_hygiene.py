@@ -136,8 +136,10 @@ def test_links_to_sections_point_at_existing_headings(notebook):
 
 
 def _name_and_spec(requirement):
+    """("name", "spec") of a requirement; extras are dropped: pip's dask[distributed] is
+    conda-forge's dask, which includes distributed."""
     requirement = requirement.split(";")[0].strip()
-    match = re.match(r"^([A-Za-z0-9_.\-]+)\s*(.*)$", requirement)
+    match = re.match(r"^([A-Za-z0-9_.\-]+)\s*(?:\[[^\]]*\])?\s*(.*)$", requirement)
     return match.group(1).lower().replace("_", "-"), match.group(2).replace(" ", "")
 
 
