@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import queue
 import textwrap
+import threading
 import time
 import types
 from typing import Any, NoReturn
@@ -22,6 +23,7 @@ __all__ = [
     "require_function",
     "stop_processes",
     "collect",
+    "call_with_timeout",
     "LearnerFunction",
 ]
 
@@ -93,6 +95,27 @@ def _importable(value: Any) -> bool:
     module = getattr(value, "__module__", None)
     qualname = getattr(value, "__qualname__", "")
     return bool(module) and module not in ("__main__", "builtins") and "<" not in qualname
+
+
+def call_with_timeout(func: Any, args: tuple, timeout: float) -> dict[str, Any]:
+    """Run ``func(*args)`` in a daemon thread for at most ``timeout`` seconds.
+
+    Returns ``{"value": ...}`` or ``{"error": exception}``, or ``{}`` if it had not returned
+    by then. The result is a snapshot: a call that finishes later (for example once the
+    check stops the processes it was waiting for) does not change it.
+    """
+    outcome: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            outcome["value"] = func(*args)
+        except BaseException as exc:  # reported as a hint, not as a traceback
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=call, name="learner-answer", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return dict(outcome)
 
 
 class LearnerFunction:

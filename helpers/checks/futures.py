@@ -8,7 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from helpers.checks import expect, fail, passed, require_function
+from helpers.checks import call_with_timeout, expect, fail, passed, require_function
 
 __all__ = ["BOUNDED_ITEMS", "MIRROR_SETS", "check_bounded_map", "check_fastest"]
 
@@ -34,25 +34,6 @@ class WatchedExecutor(ThreadPoolExecutor):
             future = super().submit(fn, *args, **kwargs)
             self.futures.append(future)
             return future
-
-
-def _call_with_timeout(func: Any, args: tuple, timeout: float) -> dict[str, Any]:
-    """Run ``func(*args)`` in a thread; the outcome as {"value": ...} or {"error": ...}.
-
-    An empty dict means it had not returned after ``timeout`` seconds.
-    """
-    outcome: dict[str, Any] = {}
-
-    def call() -> None:
-        try:
-            outcome["value"] = func(*args)
-        except BaseException as exc:  # reported as a hint, not as a traceback
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=call, name="learner-answer", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    return outcome
 
 
 # ---- Exercise 1: at most `limit` calls in flight ------------------------------------------
@@ -109,7 +90,7 @@ def check_bounded_map(bounded_map: Callable[..., Any], *, timeout: float = 10.0)
 
     executor = WatchedExecutor(max_workers=BOUNDED_LIMIT + 2)
     try:
-        outcome = _call_with_timeout(bounded_map, (executor, work, items(), BOUNDED_LIMIT), timeout)
+        outcome = call_with_timeout(bounded_map, (executor, work, items(), BOUNDED_LIMIT), timeout)
     finally:
         work.released.set()  # let a held call finish, whatever the answer did
         executor.shutdown(wait=True, cancel_futures=True)
@@ -190,7 +171,7 @@ def check_fastest(fastest: Callable[[Any, dict], Any]) -> None:
         executor = WatchedExecutor(max_workers=MIRROR_WORKERS)
         try:
             start = time.perf_counter()
-            outcome = _call_with_timeout(fastest, (executor, dict(mirrors)), 10.0)
+            outcome = call_with_timeout(fastest, (executor, dict(mirrors)), 10.0)
             took = time.perf_counter() - start
             queued = [f for f in executor.futures if not f.done() and not f.running()]
         finally:

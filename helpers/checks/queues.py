@@ -5,33 +5,23 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.process
 import queue
-import threading
 from collections import Counter
 from typing import Any
 
 from helpers import queues
-from helpers.checks import expect, fail, passed, require_function, stop_processes
+from helpers.checks import (
+    call_with_timeout,
+    expect,
+    fail,
+    passed,
+    require_function,
+    stop_processes,
+)
 
 __all__ = ["GATHER_COUNTS", "check_gather", "check_parallel_squares"]
 
 # Items each producer sends in check_gather (a producer may send nothing but its sentinel).
 GATHER_COUNTS = {"A": 6, "B": 0, "C": 9}
-
-
-def _call_with_timeout(func: Any, args: tuple, timeout: float) -> dict[str, Any]:
-    """Run ``func(*args)`` in a thread: {"value": ...}, {"error": ...}, or {} if still running."""
-    outcome: dict[str, Any] = {}
-
-    def call() -> None:
-        try:
-            outcome["value"] = func(*args)
-        except BaseException as exc:  # reported as a hint, not as a traceback
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=call, name="learner-answer", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    return outcome
 
 
 def _judge_gather(outcome: dict[str, Any], expected: Counter, timeout: float, where: str) -> None:
@@ -84,7 +74,7 @@ def check_gather(gather: Any, *, timeout: float = 6.0) -> None:
     for item in prepared:
         q.put(item)
     expected = Counter(item for item in prepared if item is not None)
-    outcome = _call_with_timeout(gather, (q, 3), 2.0)
+    outcome = call_with_timeout(gather, (q, 3), 2.0)
     if not outcome:
         q.put(None)  # release a gather that waits for a fourth sentinel
         q.put(None)
@@ -103,7 +93,7 @@ def check_gather(gather: Any, *, timeout: float = 6.0) -> None:
     for p in procs:
         p.start()
     try:
-        outcome = _call_with_timeout(gather, (q, len(procs)), timeout)
+        outcome = call_with_timeout(gather, (q, len(procs)), timeout)
         if not outcome:
             for _ in procs:
                 q.put(None)  # release a gather waiting for more
@@ -161,7 +151,7 @@ def check_parallel_squares(parallel_squares: Any, *, timeout: float = 10.0) -> N
     require_function(parallel_squares, "parallel_squares")
     numbers, n_workers = list(SQUARE_INPUT), 2
     with _ProcessWatch() as watch:
-        outcome = _call_with_timeout(parallel_squares, (numbers, n_workers), timeout)
+        outcome = call_with_timeout(parallel_squares, (numbers, n_workers), timeout)
     still_running = [p for p in watch.started if p.exitcode is None]
     stop_processes(still_running, timeout=1.0)
     if not outcome:
