@@ -47,6 +47,12 @@ DOC_SITES = (
     "https://joblib.readthedocs.io/",
     "https://docs.dask.org/",
     "https://distributed.dask.org/",
+    "https://jobqueue.dask.org/",
+    "https://kubernetes.dask.org/",
+    "https://github.com/joblib/threadpoolctl",
+    "https://docs.ray.io/",
+    "https://spark.apache.org/docs/",
+    "https://docs.kernel.org/",
 )
 STDERR = "application/vnd.jupyter.stderr"
 
