@@ -22,8 +22,6 @@ __all__ = [
     "send_then_exit",
     "stats_server",
     "reply_after",
-    "send_many",
-    "send_many_queue",
     "send_on_request",
     "serve_listener",
     "Eavesdropper",
@@ -124,24 +122,6 @@ def reply_after(conn: Any, label: str, seconds: float, start: Any = None) -> Non
         with timeline.record(label) as rec:
             time.sleep(seconds)
         conn.send((label, rec.span))
-
-
-def send_many(conn: Any, count: int) -> None:
-    """Send the integers ``0 ... count - 1`` one message each, then ``None``; close."""
-    _check_conn(conn)
-    with conn:
-        for i in range(_check_count(count, "count")):
-            conn.send(i)
-        conn.send(None)
-
-
-def send_many_queue(q: Any, count: int) -> None:
-    """Like :func:`send_many`, through a queue: put ``0 ... count - 1``, then ``None``."""
-    if not hasattr(q, "put"):
-        raise TypeError(f"q must be a queue, got {type(q).__name__}")
-    for i in range(_check_count(count, "count")):
-        q.put(i)
-    q.put(None)
 
 
 def send_on_request(control: Any, writer: Any, q: Any) -> None:

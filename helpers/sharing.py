@@ -27,7 +27,6 @@ def _check_str(value: Any, name: str) -> str:
 
 __all__ = [
     "register_worker",
-    "scaled_sum",
     "increment",
     "increment_value",
     "fill_slice",
@@ -39,7 +38,6 @@ __all__ = [
     "restock",
     "fill_rows",
     "expected_rows",
-    "square_slot",
     "Transfer",
     "TRANSFER_METHODS",
     "time_transfers",
@@ -56,21 +54,6 @@ def register_worker(registry: Any, arrivals: Any, name: str) -> None:
     _check_str(name, "name")
     registry[name] = os.getpid()
     arrivals.append(name)
-
-
-def scaled_sum(numbers: list[int], settings: Any, total: Any, lock: Any, results: Any) -> int:
-    """Add ``sum(numbers) * settings.scale`` to a shared total and report it on a queue.
-
-    ``settings`` is a managed Namespace, ``total`` a managed Value, ``lock`` a managed
-    Lock and ``results`` a managed Queue. Returns the partial sum as well.
-    """
-    if not isinstance(numbers, (list, tuple)):
-        raise TypeError(f"numbers must be a list of ints, got {type(numbers).__name__}")
-    partial = sum(numbers) * settings.scale
-    with lock:  # total.value += partial is a read and a write: two round trips
-        total.value += partial
-    results.put((os.getpid(), partial))
-    return partial
 
 
 def increment(shared: Any, key: Any, times: int, lock: Any = None, start: Any = None) -> None:
@@ -248,17 +231,6 @@ def fill_rows(name: str, shape: tuple[int, int], start: int, stop: int) -> None:
         del array  # a view into shm.buf must be gone before close()
     finally:
         shm.close()
-
-
-def square_slot(name: str, index: int) -> None:
-    """Attach to ShareableList ``name`` and store ``index ** 2`` at position ``index``."""
-    _check_str(name, "name")
-    _check_int(index, "index")
-    items = shared_memory.ShareableList(name=name)
-    try:
-        items[index] = index**2
-    finally:
-        items.shm.close()
 
 
 # --- What sharing costs -----------------------------------------------------------------

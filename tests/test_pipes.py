@@ -37,13 +37,10 @@ def test_stats_server_stops_on_eof():
     pipes.stats_server(server)  # returns instead of hanging
 
 
-def test_send_chunks_and_send_many_in_process():
+def test_send_chunks_in_process():
     reader, writer = multiprocessing.Pipe(duplex=False)
     pipes.send_chunks(writer, [b"a", b"bc"])
     assert [reader.recv_bytes(), reader.recv_bytes()] == [b"a", b"bc"]
-    reader, writer = multiprocessing.Pipe(duplex=False)
-    pipes.send_many(writer, 3)
-    assert [reader.recv() for _ in range(4)] == [0, 1, 2, None]
 
 
 @pytest.mark.parametrize(
@@ -54,8 +51,6 @@ def test_send_chunks_and_send_many_in_process():
         (lambda: pipes.reply_after(multiprocessing.Pipe()[1], 1, 0.1), TypeError),
         (lambda: pipes.reply_after(multiprocessing.Pipe()[1], "x", -1), ValueError),
         (lambda: pipes.reply_after(multiprocessing.Pipe()[1], "x", 0.1, "go"), TypeError),
-        (lambda: pipes.send_many(multiprocessing.Pipe()[1], -1), ValueError),
-        (lambda: pipes.send_many_queue("q", 1), TypeError),
         (lambda: pipes.serve_listener(multiprocessing.Pipe()[1], "key"), TypeError),
     ],
 )

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
-import queue
 import threading
 from multiprocessing import shared_memory
 from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -46,18 +44,6 @@ def test_register_worker_validates_name():
         sharing.register_worker({}, [], 3)
     with pytest.raises(ValueError, match="name"):
         sharing.register_worker({}, [], "")
-
-
-def test_scaled_sum_adds_and_reports():
-    total, results = SimpleNamespace(value=1), queue.Queue()
-    partial = sharing.scaled_sum(
-        [1, 2, 3], SimpleNamespace(scale=2), total, threading.Lock(), results
-    )
-    assert partial == 12
-    assert total.value == 13
-    assert results.get_nowait()[1] == 12
-    with pytest.raises(TypeError, match="numbers"):
-        sharing.scaled_sum("123", SimpleNamespace(scale=1), total, threading.Lock(), results)
 
 
 def test_increment_in_process_and_validation():
@@ -177,23 +163,6 @@ def test_fill_rows_fills_shared_array():
         del grid
         shm.close()
         shm.unlink()
-
-
-def test_square_slot_fills_shareable_list():
-    slots = shared_memory.ShareableList([0] * 4)
-    try:
-        run_all(
-            [
-                multiprocessing.Process(target=sharing.square_slot, args=(slots.shm.name, i))
-                for i in range(4)
-            ]
-        )
-        assert list(slots) == [0, 1, 4, 9]
-    finally:
-        slots.shm.close()
-        slots.shm.unlink()
-    with pytest.raises(TypeError, match="index"):
-        sharing.square_slot("x", "0")
 
 
 @pytest.mark.parametrize("method", sharing.TRANSFER_METHODS)
