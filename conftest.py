@@ -12,7 +12,8 @@ IPython startup file (in a temporary IPYTHONDIR) that calls
 After a notebook's last cell, before the kernel is stopped, the harness fails the
 notebook if the kernel still has child processes (other than multiprocessing's own
 resource tracker and fork server) or if new shared-memory segments are left in
-/dev/shm. After the kernel stops, every process it started must be gone.
+/dev/shm. After the kernel stops, every process it started must be gone, and so must
+every named semaphore (/dev/shm/sem.*) the run created.
 
 Any output on stderr (a warning, a child's traceback) fails the cell unless the cell
 is tagged ``raises-exception``: learners should see no stray warnings or tracebacks.
@@ -59,7 +60,7 @@ BOOKKEEPERS = (
 # Seconds a chapter may take per start method on 2 cores (COURSE_GUIDE.md); chapter 11
 # starts Dask clusters as part of its lesson.
 BUDGET = 30
-BUDGETS = {"11_beyond_one_machine.ipynb": 45}
+BUDGETS = {"11_beyond_one_machine.ipynb": 45, "12_capstone.ipynb": 45}
 
 STARTUP = """\
 import multiprocessing, os
@@ -187,12 +188,52 @@ class NotebookRuns(pytest.File):
 
 
 def _shm_names() -> set[str]:
-    """Shared-memory segments now in /dev/shm. Named semaphores (sem.*) are left out:
-    multiprocessing unlinks them right after creating them, so any seen here are
-    another process's, caught in that instant."""
+    """Shared-memory segments now in /dev/shm. Named semaphores (sem.*) are left out here:
+    under spawn and forkserver a live Lock or Queue keeps one there, and the notebook's last
+    cell may still hold some. They are checked after the kernel has stopped instead
+    (``_leaked_semaphores``)."""
     if not SHM.is_dir():
         return set()
     return {name for name in os.listdir(SHM) if not name.startswith("sem.")}
+
+
+def _sem_names() -> set[str]:
+    """Named semaphores now in /dev/shm (glibc keeps them there as sem.NAME files)."""
+    if not SHM.is_dir():
+        return set()
+    return {name for name in os.listdir(SHM) if name.startswith("sem.")}
+
+
+def _mapped_shm_files() -> set[str]:
+    """Names of the /dev/shm files some live process still has mapped (from /proc/PID/maps)."""
+    mapped = set()
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        try:
+            text = maps.read_text()
+        except OSError:  # the process is gone, or not ours to read
+            continue
+        for line in text.splitlines():
+            fields = line.split(maxsplit=5)  # address perms offset dev inode [path]
+            if len(fields) == 6 and fields[5].startswith("/dev/shm/"):
+                mapped.add(fields[5][len("/dev/shm/") :].removesuffix(" (deleted)"))
+    return mapped
+
+
+def _leaked_semaphores(before: set[str], timeout: float = 3.0) -> list[str]:
+    """Named semaphores created since ``before`` that no live process has open any more.
+
+    multiprocessing unlinks a named semaphore when its object is finalized (the resource
+    tracker does it for objects still alive when the program ends). One that stays in
+    /dev/shm after every process that used it is gone stays there until reboot. Semaphores
+    of other programs running at the same time are still mapped by them, so they don't count.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        new = _sem_names() - before
+        leaked = sorted(new - _mapped_shm_files()) if new else []
+        if not leaked or time.monotonic() > deadline:
+            return leaked
+        time.sleep(0.2)
 
 
 def _is_bookkeeper(proc: psutil.Process) -> bool:
@@ -251,6 +292,7 @@ class StartMethodRun(IPyNbFile):
     def setup(self):
         self._started = time.perf_counter()
         self._shm_before = _shm_names()
+        self._sem_before = _sem_names()
         names = ("COURSE_START_METHOD", "IPYTHONDIR", "PYTEST_CURRENT_TEST")
         saved = {k: os.environ.get(k) for k in names}
         os.environ["COURSE_START_METHOD"] = self.name
@@ -310,6 +352,13 @@ class StartMethodRun(IPyNbFile):
             )
             for proc in alive:
                 proc.kill()
+        leaked = _leaked_semaphores(self._sem_before)
+        if leaked:
+            problems.append(
+                "named semaphores left in /dev/shm after the kernel and its processes ended "
+                "(a process killed before its resource tracker could unlink them, or a tracker "
+                f"killed with it): {leaked}"
+            )
         if problems:
             pytest.fail(f"{self.nodeid}: " + "\n".join(problems), pytrace=False)
 
