@@ -27,6 +27,7 @@ from pathlib import Path
 import nbformat
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
+from latex2mathml.converter import convert as latex_to_mathml
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 from nbconvert import HTMLExporter
@@ -71,6 +72,49 @@ def rewrite_links(nb: nbformat.NotebookNode) -> None:
             cell.source = LINK.sub(
                 lambda m: f"{m.group(1)}.html{m.group(2) or ''}{m.group(3) or ''})", cell.source
             )
+
+
+# Markdown that must stay as written: fenced code blocks and `code spans`.
+_VERBATIM = re.compile(r"^(```|~~~).*?^\1[ \t]*$|(`+)[^`].*?\2", re.DOTALL | re.MULTILINE)
+_DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$", re.DOTALL)
+_INLINE_MATH = re.compile(r"(?<![\\$\w])\$(?=\S)([^$\n]+?)(?<=\S)\$(?![$\w])")
+
+
+def math_to_mathml(markdown: str) -> str:
+    """Turn ``$$...$$`` and ``$...$`` TeX in Markdown into MathML, outside code.
+
+    The handouts are self-contained pages with no MathJax, so the math is converted when
+    they are built; browsers render MathML natively. ValueError names TeX that can't be
+    converted.
+    """
+
+    def convert(tex: str, display: str) -> str:
+        try:
+            mathml = latex_to_mathml(" ".join(tex.split()), display=display)
+        except Exception as exc:  # latex2mathml raises assorted errors on bad TeX
+            raise ValueError(f"can't convert the math ${tex}$ to MathML: {exc!r}") from None
+        unknown = re.findall(r"\\[A-Za-z]+", mathml)  # passed through as text, unrendered
+        if unknown:
+            raise ValueError(f"can't convert the math ${tex}$ to MathML: unknown {unknown}")
+        return mathml
+
+    def prose(text: str) -> str:
+        text = _DISPLAY_MATH.sub(lambda m: convert(m.group(1), "block"), text)
+        return _INLINE_MATH.sub(lambda m: convert(m.group(1), "inline"), text)
+
+    out, last = [], 0
+    for match in _VERBATIM.finditer(markdown):
+        out += [prose(markdown[last : match.start()]), match.group(0)]
+        last = match.end()
+    out.append(prose(markdown[last:]))
+    return "".join(out)
+
+
+def convert_math(nb: nbformat.NotebookNode) -> None:
+    """Replace the TeX in every markdown cell with MathML (see :func:`math_to_mathml`)."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = math_to_mathml(cell.source)
 
 
 def _tqdm_text(model_id: str, state: dict) -> str | None:
@@ -258,6 +302,10 @@ def build(notebooks: list[Path], out: Path) -> None:
             print(f"ok ({time.perf_counter() - start:.1f} s)", flush=True)
             _drop_widget_views(nb)
             rewrite_links(nb)
+            try:
+                convert_math(nb)
+            except ValueError as exc:
+                raise HandoutError(f"{path.name}: {exc}") from None
             executed.append((path.with_suffix(".html").name, notebook_title(nb, path.stem), nb))
         chapters = [(href, title, *chapter_summary(nb)) for href, title, nb in executed]
         for edition in EDITIONS:

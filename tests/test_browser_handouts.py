@@ -4,8 +4,9 @@ Every page of both editions: loads with no console error and fetches nothing fro
 every image is decoded and shown; every internal link reaches an existing page (and section);
 external links go only to the documentation sites the course cites; the learner edition holds
 no solution code and no stderr output outside cells tagged ``raises-exception``; the instructor
-edition shows every solution, marked. Printed, the pages lose the navigation and cut no code
-off. One screenshot per page goes to build/screenshots/handouts/.
+edition shows every solution, marked; every equation is rendered MathML, with no TeX left in
+the text. Printed, the pages lose the navigation, keep the equations and cut no code off.
+One screenshot per page goes to build/screenshots/handouts/.
 
 Skipped (with the reason) without a Chromium or without a fresh build; under CI both fail.
 """
@@ -23,7 +24,7 @@ import pytest
 from chromium import browser_context, unavailable
 
 from helpers.exercises import solution_code
-from helpers.handouts import chapter_summary, notebook_title
+from helpers.handouts import chapter_summary, math_to_mathml, notebook_title
 
 pytestmark = pytest.mark.browser
 
@@ -169,10 +170,58 @@ def check_images(page, name):
     return len(images)
 
 
-def check_print(page, name):
+# TeX a reader should never see as text: $...$, $$...$$, or a command such as \frac.
+RAW_TEX = r"/\$\$|\$[^\s$][^$]*[^\s$]\$|\$\S\$|\\[A-Za-z]{2,}\{/"
+SHOWN_MATH = """els => els.filter(e => {
+    const box = e.getBoundingClientRect();
+    return box.width > 0 && box.height > 0 && getComputedStyle(e).visibility !== 'hidden';
+}).length"""
+
+
+def expected_math(nb, edition) -> int:
+    """How many equations the notebook's markdown holds, in the cells this edition shows."""
+    return sum(
+        math_to_mathml(cell.source).count("<math ")
+        for cell in nb.cells
+        if cell.cell_type == "markdown"
+        and (edition == "instructor" or "solution" not in cell.metadata.get("tags", []))
+    )
+
+
+def check_math(page, name, expected):
+    """Every equation is rendered MathML (no MathJax, no raw TeX left in the prose)."""
+    raw = page.evaluate(
+        f"""() => {{
+            const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+            const found = [];
+            while (walker.nextNode()) {{
+                const node = walker.currentNode;
+                if (node.parentElement.closest('pre, code, script, style, math')) continue;
+                const hit = node.textContent.match({RAW_TEX});
+                if (hit) found.push(hit[0]);
+            }}
+            return found;
+        }}"""
+    )
+    assert not raw, f"{name}: TeX shown as text instead of math: {raw[:5]}"
+    maths = page.locator("math")
+    assert maths.count() == expected, f"{name}: {maths.count()} equations, expected {expected}"
+    shown = page.eval_on_selector_all("math", SHOWN_MATH)
+    assert shown == expected, f"{name}: only {shown} of {expected} equations are displayed"
+    if expected:  # MathML laid out as math: a fraction is taller than one line of text
+        heights = page.eval_on_selector_all(
+            "math mfrac", "els => els.map(e => e.getBoundingClientRect().height)"
+        )
+        line = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
+        assert all(h > 1.2 * line for h in heights), f"{name}: fractions not laid out: {heights}"
+
+
+def check_print(page, name, equations=0):
     page.emulate_media(media="print")
     try:
         assert not page.locator(".course-nav").is_visible(), f"{name}: navigation printed"
+        shown = page.eval_on_selector_all("math", SHOWN_MATH)
+        assert shown == equations, f"{name}: {shown} of {equations} equations printed"
         cut = page.eval_on_selector_all(
             "pre",
             """els => els.filter(e => e.getBoundingClientRect().width > 0
@@ -221,6 +270,8 @@ def test_chapter_page(context, handouts, edition, nb_path):
         assert page.title() == notebook_title(nb, nb_path.stem)
         check_links(page, path)
         check_images(page, f"{edition}/{path.name}")
+        equations = expected_math(nb, edition)
+        check_math(page, f"{edition}/{path.name}", equations)
         solutions = solution_lines(nb)
         labels = page.locator(".course-solution-label")
         if edition == "learner":
@@ -254,6 +305,6 @@ def test_chapter_page(context, handouts, edition, nb_path):
                     assert shown.is_visible(), f"instructor/{path.name}: solution hidden: {line}"
         SCREENSHOTS.joinpath(edition).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=SCREENSHOTS / edition / f"{nb_path.stem}.png")
-        check_print(page, f"{edition}/{path.name}")
+        check_print(page, f"{edition}/{path.name}", equations)
     finally:
         page.close()

@@ -77,6 +77,10 @@ def built(tmp_path_factory):
         "01_beta.ipynb",
         [
             new_markdown_cell("# 01 · Beta\nBack to [Alpha](00_alpha.ipynb).\n## Part two"),
+            new_markdown_cell(
+                "Inline $S(n) = T(1)/T(n)$, and displayed:\n\n"
+                "$$S(n) = \\frac{1}{f + (1-f)/n}$$\n\nbut not in code: `echo $HOME $PATH`."
+            ),
             new_code_cell("print('beta ran')"),
             shown_error(),
             new_code_cell(
@@ -130,6 +134,43 @@ def test_pages_are_self_contained_with_embedded_charts(built, edition):
     assert "beta ran" in beta
     # a progress bar shows its final state as text, not a widget the page can't run
     assert re.search(r"squares: 100%\|█+\| 30/30", beta), beta[-3000:]
+
+
+@pytest.mark.parametrize("edition", ["learner", "instructor"])
+def test_math_is_mathml_and_code_keeps_its_dollars(built, edition):
+    _, out, _ = built
+    page = (out / edition / "01_beta.html").read_text()
+    tags = re.findall(r"<math [^>]*>", page)
+    assert len(tags) == 2 and all("http://www.w3.org/1998/Math/MathML" in tag for tag in tags)
+    assert sorted(re.search(r'display="(\w+)"', tag).group(1) for tag in tags) == [
+        "block",
+        "inline",
+    ]
+    assert "<mfrac>" in page
+    assert "echo $HOME $PATH" in page
+    assert "$S(n)" not in page and "$$" not in page and "\\frac" not in page
+
+
+@pytest.mark.parametrize(
+    "markdown, inline, block",
+    [
+        ("speed-up $S = T(1)/T(n)$ here", 1, 0),
+        ("$$\n\\frac{1}{f}\n$$", 0, 1),
+        ("two: $a$ and $b_1$", 2, 0),
+        ("money: \\$3 and $ 4 $ stay text", 0, 0),
+        ("`$x$` and\n```\n$$y$$\n```\n", 0, 0),
+    ],
+)
+def test_math_to_mathml_converts_only_math_outside_code(markdown, inline, block):
+    html_text = handouts.math_to_mathml(markdown)
+    assert html_text.count('display="inline"') == inline
+    assert html_text.count('display="block"') == block
+
+
+@pytest.mark.parametrize("tex", ["x^", "\\left( x", "\\fraq{1}{2}"])
+def test_math_that_cannot_be_converted_names_itself(tex):
+    with pytest.raises(ValueError, match=re.escape(tex)):
+        handouts.math_to_mathml(f"broken ${tex}$ here")
 
 
 def test_learner_edition_has_no_solutions_and_instructor_edition_does(built):
