@@ -12,7 +12,7 @@ help:
 	@echo "                  with chromium installed, also test-browser and test-lab"
 	@echo "make lab          open JupyterLab on notebooks/"
 	@echo "make lint         ruff check and ruff format --check"
-	@echo "make test-matrix  every notebook under spawn/forkserver on Python 3.10, 3.12, 3.13 (pyenv)"
+	@echo "make test-matrix  every notebook under spawn/forkserver on the other Pythons (pyenv)"
 	@echo "make test-browser the handouts in headless Chromium (run make handouts first)"
 	@echo "make test-lab     every notebook run with Run All in a real JupyterLab (headless Chromium)"
 	@echo "make hooks        install the pre-commit hooks (notebook outputs cleared, ruff)"
@@ -48,8 +48,17 @@ hooks: $(STAMP)
 check-machine: $(STAMP)
 	$(BIN)/python -m helpers.machine
 
+# The course's JupyterLab settings (jupyter/: no news prompt, no update check) are added to
+# the learner's own. As root (a container, a cloud notebook) JupyterLab needs --allow-root.
+# In a container, serve on every interface and open the printed URL from the host:
+#   make lab LAB_IP=0.0.0.0 LAB_ARGS=--no-browser
+LAB_IP   ?= 127.0.0.1
+LAB_PORT ?= 8888
+LAB_ARGS ?=
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+	$(BIN)/jupyter lab notebooks/ --ServerApp.ip=$(LAB_IP) --ServerApp.port=$(LAB_PORT) \
+		$$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check helpers tests tools conftest.py notebooks
