@@ -33,6 +33,8 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import TagRemovePreprocessor
 
+from helpers import coursetime
+
 TEMPLATE_DIR = Path(__file__).with_name("handout_template")
 EDITIONS = {"learner": {"solution"}, "instructor": set()}
 # [text](NN_topic.ipynb) or [text](NN_topic.ipynb#section), not http(s) links.
@@ -236,9 +238,11 @@ def _emphasis(match: re.Match) -> str:
     return f"<strong>{strong}</strong>" if strong else f"<em>{em}</em>"
 
 
-def index_page(chapters: list[tuple[str, str, str, list[str]]], edition: str) -> str:
+def index_page(
+    chapters: list[tuple[str, str, str, list[str]]], edition: str, total: str = ""
+) -> str:
     """The edition's table of contents: every chapter by title, linked, with its time and
-    what it teaches (both from the chapter's title cell)."""
+    what it teaches (both from the chapter's title cell), and the course's total time."""
     items = []
     for href, title, time_text, objectives in chapters:
         goals = "".join(f"<li>{_inline(goal)}</li>" for goal in objectives)
@@ -256,6 +260,13 @@ def index_page(chapters: list[tuple[str, str, str, list[str]]], edition: str) ->
         else "This edition includes the exercise solutions, marked <em>Solution</em>."
     )
     body = "\n".join(items)
+    total_html = (
+        f'  <p class="total">The whole course: {html.escape(total)}. Times come from what each '
+        "chapter contains (reading, code, running cells, exercises); core sections alone make "
+        "a shorter path through every chapter.</p>"
+        if total
+        else ""
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -267,6 +278,7 @@ def index_page(chapters: list[tuple[str, str, str, list[str]]], edition: str) ->
     .chapter {{ margin: 1.2em 0; break-inside: avoid; }}
     .chapter h2 {{ font-size: 1.2em; margin: 0; }}
     .time {{ margin: 0.1em 0; color: #555; }}
+    .total {{ font-weight: bold; }}
     .goals {{ margin: 0.2em 0; padding-left: 1.4em; font-size: 0.92em; }}
     @media print {{
       body {{ max-width: none; margin: 0; font-size: 10.5pt; }}
@@ -277,6 +289,7 @@ def index_page(chapters: list[tuple[str, str, str, list[str]]], edition: str) ->
 <body>
   <h1>Python multiprocessing, hands-on</h1>
   <p>Handouts, {edition} edition. {note}</p>
+{total_html}
 {body}
 </body>
 </html>
@@ -289,7 +302,7 @@ def build(notebooks: list[Path], out: Path) -> None:
         raise HandoutError("no notebooks found")
     staging = Path(tempfile.mkdtemp(prefix="handouts-", dir=out.parent))
     try:
-        executed = []
+        executed, times = [], []
         total = len(notebooks)
         for number, path in enumerate(notebooks, 1):
             print(f"[{number}/{total}] {path.name} ...", end=" ", flush=True)
@@ -300,6 +313,7 @@ def build(notebooks: list[Path], out: Path) -> None:
                 print("FAILED", flush=True)
                 raise
             print(f"ok ({time.perf_counter() - start:.1f} s)", flush=True)
+            times.append(coursetime.chapter_times(nb))
             _drop_widget_views(nb)
             rewrite_links(nb)
             try:
@@ -319,7 +333,8 @@ def build(notebooks: list[Path], out: Path) -> None:
                     "course_next": _link(executed, i + 1),
                 }
                 (folder / href).write_text(render(nb, edition, resources), encoding="utf-8")
-            (folder / "index.html").write_text(index_page(chapters, edition), encoding="utf-8")
+            index = index_page(chapters, edition, coursetime.total_line(times))
+            (folder / "index.html").write_text(index, encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)

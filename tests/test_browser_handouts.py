@@ -23,6 +23,7 @@ import nbformat
 import pytest
 from chromium import browser_context, unavailable
 
+from helpers import coursetime
 from helpers.exercises import solution_code
 from helpers.handouts import chapter_summary, math_to_mathml, notebook_title
 
@@ -242,6 +243,10 @@ def test_index_lists_every_chapter_with_time_and_goals(context, handouts, editio
         check_links(page, path)
         sections = page.locator("section.chapter")
         assert sections.count() == len(NOTEBOOKS)
+        total = coursetime.total_line(
+            [coursetime.chapter_times(nbformat.read(p, as_version=4)) for p in NOTEBOOKS]
+        )
+        assert total in page.locator(".total").inner_text(), f"{edition}: no course total"
         for i, nb_path in enumerate(NOTEBOOKS):
             nb = nbformat.read(nb_path, as_version=4)
             time_text, goals = chapter_summary(nb)

@@ -248,7 +248,9 @@ def test_index_page_lists_time_and_goals_escaped():
     page = handouts.index_page(
         [("01_a.html", "01 · A <b>", "about 5 minutes", ["use `x<y`, **every** [doc](d.ipynb)"])],
         "learner",
+        "about 2 hours in all (core sections: about 1 hours)",
     )
+    assert "The whole course: about 2 hours in all (core sections: about 1 hours)." in page
     assert '<a href="01_a.html">01 · A &lt;b&gt;</a>' in page
     assert '<p class="time">about 5 minutes</p>' in page
     assert "<li>use <code>x&lt;y</code>, <strong>every</strong> doc</li>" in page
