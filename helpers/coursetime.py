@@ -94,33 +94,37 @@ def section_kind(cell) -> str | None:
 
 def chapter_times(nb) -> Times:
     """The model's full and core minutes for one notebook (unrounded)."""
-    full = core = 0.0
-    kind = "core"  # the title cell and anything before section 1
+    parts = section_times(nb)
+    return Times(
+        full=sum(minutes for _, _, minutes in parts),
+        core=sum(minutes for _, kind, minutes in parts if kind == "core"),
+    )
+
+
+def section_times(nb) -> list[tuple[str, str, float]]:
+    """(heading, 'core' or 'deeper', minutes) per part of a notebook: the title cell, then
+    each ``##`` section (Exercises and Key points count as core), in order."""
+    parts: list[tuple[str, str, float]] = []
+    heading, kind, minutes = "title", "core", 0.0
     for cell in nb.cells:
         tags = _tags(cell)
         if cell.cell_type == "markdown":
             source = cell.source.lstrip()
             marked = section_kind(cell)
-            if marked is not None:
-                kind = marked or "core"
-            elif source.startswith("## "):  # Exercises, Key points: part of the core path
-                kind = "core"
+            if marked is not None or source.startswith("## "):
+                parts.append((heading, kind, minutes))
+                heading, minutes = source.splitlines()[0].lstrip("# ").strip(), 0.0
+                kind = marked or "core"  # Exercises, Key points: part of the core path
             if "solution" in tags:
                 continue
-            minutes = _markdown_minutes(cell.source)
+            minutes += _markdown_minutes(cell.source)
         elif cell.cell_type == "code":
             if "exercise" in tags:
-                minutes = MINUTES_PER_EXERCISE
-            elif "check" in tags:
-                continue  # part of the exercise's time
-            else:
-                minutes = _code_minutes(cell.source)
-        else:
-            continue
-        full += minutes
-        if kind == "core":
-            core += minutes
-    return Times(full, core)
+                minutes += MINUTES_PER_EXERCISE
+            elif "check" not in tags:  # a check is part of its exercise's time
+                minutes += _code_minutes(cell.source)
+    parts.append((heading, kind, minutes))
+    return parts
 
 
 def round_minutes(minutes: float) -> int:
@@ -192,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="folder with NN_topic.ipynb notebooks")
     parser.add_argument("--write", action="store_true", help="update the title cells")
+    parser.add_argument(
+        "--sections", action="store_true", help="also list every section with its time"
+    )
     args = parser.parse_args(argv)
     if not args.folder.is_dir():
         parser.error(f"folder {args.folder} is not a directory")
@@ -202,9 +209,13 @@ def main(argv: list[str] | None = None) -> int:
     all_times = []
     print(f"{'chapter':<40} {'full':>6} {'core':>6}  (minutes)")
     for path in paths:
-        times = chapter_times(nbformat.read(path, as_version=4))
+        nb = nbformat.read(path, as_version=4)
+        times = chapter_times(nb)
         all_times.append(times)
         print(f"{path.stem:<40} {round_minutes(times.full):>6} {round_minutes(times.core):>6}")
+        if args.sections:
+            for heading, kind, minutes in section_times(nb):
+                print(f"    {kind:<7} {minutes:5.1f}  {heading[:60]}")
     print(f"total: {total_line(all_times)}")
     return 0
 
