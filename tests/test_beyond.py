@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import psutil
 import pytest
 from joblib import Parallel, delayed, parallel_config
 from joblib.externals.loky import get_reusable_executor
@@ -262,6 +263,36 @@ def copied_slices(path, block):
     return [r._replace(start=s, stop=e) for r, (s, e) in zip(results, blocks, strict=True)]
 
 
+def reads_then_maps(path, block):
+    """Reads the whole array in this process (to learn its length), then maps it."""
+    rows = len(np.load(path))
+    data = np.load(path, mmap_mode="r")
+    return Parallel(n_jobs=2)(
+        delayed(block_total)(data, start, stop) for start, stop in row_blocks(rows, block)
+    )
+
+
+def loads_in_each_worker(path, block):
+    """A right answer of another shape: each worker opens the file itself."""
+
+    def one_block(start, stop):
+        return block_total(np.load(path, mmap_mode="r"), start, stop)
+
+    rows = np.load(path, mmap_mode="r").shape[0]
+    return Parallel(n_jobs=2)(delayed(one_block)(s, e) for s, e in row_blocks(rows, block))
+
+
+def test_check_file_row_totals_accepts_workers_that_open_the_file(capsys):
+    check_file_row_totals(loads_in_each_worker)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+@pytest.mark.skipif(not hasattr(psutil.Process(), "io_counters"), reason="no io_counters")
+def test_check_file_row_totals_sees_the_parent_read_the_file():
+    with pytest.raises(ExerciseFailed, match="your process read"):
+        check_file_row_totals(reads_then_maps)
+
+
 def hangs(path, block):
     import time
 
@@ -273,7 +304,7 @@ def hangs(path, block):
     [
         (lambda path, block: None, "returned None"),
         (lambda path, block: [1.0, 2.0], "BlockResult"),
-        (loads_whole_file, "read the whole"),
+        (loads_whole_file, "your process read"),
         (raw_memmap_without_header, "header"),
         (mapped_on_threads, "in this process"),
         (fixed_block_size, "block=2"),
@@ -286,6 +317,14 @@ def test_check_file_row_totals_fails_wrong_answers(wrong, hint):
     with pytest.raises(ExerciseFailed) as info:
         check_file_row_totals(wrong)
     assert hint in str(info.value)
+
+
+def test_check_file_row_totals_sees_a_temporary_copy_without_io_counters(monkeypatch):
+    """Where the bytes a process read can't be counted (macOS), the file the workers
+    read still shows the copy."""
+    monkeypatch.setattr(checks_beyond, "_bytes_read", lambda: None)
+    with pytest.raises(ExerciseFailed, match="a copy that joblib wrote to its temporary"):
+        check_file_row_totals(loads_whole_file)
 
 
 def test_check_file_row_totals_reports_a_stuck_answer(monkeypatch):
@@ -396,8 +435,24 @@ def with_wait_and_result(executor, values):
     return results, errors
 
 
-def test_check_run_batch_accepts_another_shape(capsys):
-    check_run_batch(with_wait_and_result)
+def safe_sqrt(value):
+    try:
+        return "ok", checked_sqrt(value)
+    except ValueError as exc:
+        return "error", exc
+
+
+def with_map_and_a_wrapper(executor, values):
+    """A right answer of another shape: map over a function that catches the error."""
+    results, errors = {}, {}
+    for value, (kind, outcome) in zip(values, executor.map(safe_sqrt, values), strict=True):
+        (results if kind == "ok" else errors)[value] = outcome
+    return results, errors
+
+
+@pytest.mark.parametrize("answer", [with_wait_and_result, with_map_and_a_wrapper])
+def test_check_run_batch_accepts_other_shapes(answer, capsys):
+    check_run_batch(answer)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
@@ -411,7 +466,7 @@ def test_check_run_batch_reports_a_stuck_answer(monkeypatch):
     "wrong, hint",
     [
         (serial, "no two calls ran at the same time"),
-        (computed_here, "did not come from the executor"),
+        (computed_here, "not the exceptions the executor"),
         (shuts_down, "shut down the executor"),
         (hard_coded, "errors has keys"),
         (lambda executor, values: None, "returned None"),

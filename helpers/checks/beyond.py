@@ -47,6 +47,7 @@ def _judge_file(file_row_totals: Callable, path: Path, block: int, joblib_tmp: s
 
     data = np.load(path)  # the check's own copy, to compute the expected totals
     before = _digest(path)
+    read_before = _bytes_read()
 
     def in_check_folder(*args: Any) -> Any:
         # joblib's settings are per thread: set the folder in the thread that runs the answer
@@ -54,6 +55,7 @@ def _judge_file(file_row_totals: Callable, path: Path, block: int, joblib_tmp: s
             return file_row_totals(*args)
 
     outcome = call_with_timeout(in_check_folder, (str(path), block), ANSWER_SECONDS)
+    read_during = _bytes_read() - read_before if read_before is not None else None
     if "error" in outcome:
         exc = outcome["error"]
         fail(f"file_row_totals raised {type(exc).__name__}: {exc}")
@@ -87,6 +89,12 @@ def _judge_file(file_row_totals: Callable, path: Path, block: int, joblib_tmp: s
             "default backend, loky, which runs worker processes"
         )
     real = os.path.realpath(path)
+    if read_during is not None and data.nbytes > 2**20 and read_during > data.nbytes // 2:
+        fail(
+            f"your process read {read_during:,} bytes while it handled a "
+            f"{data.nbytes:,}-byte file: it read the array into memory. Open the file "
+            "without reading it, and leave the reading to the workers"
+        )
     if not all(r.memmapped for r in answer):
         fail(
             f"with a {data.nbytes:,}-byte file the workers received pickled copies of the "
@@ -101,6 +109,20 @@ def _judge_file(file_row_totals: Callable, path: Path, block: int, joblib_tmp: s
             "that), so that joblib can hand the workers the file"
         )
     return len(answer)
+
+
+def _bytes_read() -> int | None:
+    """Bytes this process has read with read() calls so far (Linux, Windows), else None.
+
+    Pages of a memory-mapped file are not read() calls: they don't count.
+    """
+    import psutil
+
+    proc = psutil.Process()
+    if not hasattr(proc, "io_counters"):
+        return None
+    counters = proc.io_counters()
+    return getattr(counters, "read_chars", None) or counters.read_bytes
 
 
 def check_file_row_totals(file_row_totals: Callable[[str, int], Any]) -> None:
@@ -139,10 +161,6 @@ OTHER_BATCH = (0, 30.25, -0.5, 1e6, -100)
 TASK_SECONDS = 0.2  # each call the check watches takes at least this long
 
 
-class _FromExecutor(float):
-    """A result that went through the executor (the check's marker)."""
-
-
 class _RaisedOnExecutor(ValueError):
     """The ValueError a call raised on the executor (the check's marker)."""
 
@@ -162,7 +180,24 @@ def _observed(fn: Callable, *args: Any, **kwargs: Any) -> Any:
     finally:
         with _spans_lock:
             _spans.append((start, time.perf_counter()))
-    return _FromExecutor(value) if isinstance(value, float) else value
+    return _marked(value)
+
+
+def _marked(value: Any) -> Any:
+    """``value`` with the exceptions in it marked as having come from the executor
+    (inside tuples, lists and dicts too, for answers that wrap checked_sqrt)."""
+    if isinstance(value, BaseException):
+        value._course_from_executor = True  # type: ignore[attr-defined]
+        return value
+    if isinstance(value, (tuple, list)):
+        return type(value)(_marked(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _marked(v) for k, v in value.items()}
+    return value
+
+
+def _from_executor(value: Any) -> bool:
+    return isinstance(value, _RaisedOnExecutor) or getattr(value, "_course_from_executor", False)
 
 
 def _max_overlap(spans: list[tuple[float, float]]) -> int:
@@ -249,10 +284,9 @@ def _judge_batch(
         "that succeeded)",
     )
     expect(
-        all(isinstance(r, _FromExecutor) for r in results.values() if isinstance(r, float))
-        and all(isinstance(e, _RaisedOnExecutor) for e in errors.values()),
-        f"some results or errors did not come from the executor's futures ({where}): "
-        "take each value from its own future",
+        all(_from_executor(e) for e in errors.values()),
+        f"some errors are not the exceptions the executor's calls raised ({where}): "
+        "take each one from its own future",
     )
     if overlap:
         with _spans_lock:
