@@ -24,10 +24,15 @@ __all__ = [
     "block_total",
     "fill_squares",
     "library_pids",
+    "marked_sleep",
+    "matmul_seconds",
+    "memmap_source",
     "random_draw",
     "row_blocks",
+    "square_all",
     "task_stream_spans",
     "thread_limits",
+    "wait_for_file",
     "wait_for_scheduler_file",
 ]
 
@@ -55,6 +60,13 @@ def array_kind(a: np.ndarray) -> tuple[str, bool]:
     return type(a).__name__, bool(a.flags.writeable)
 
 
+def memmap_source(a: np.ndarray) -> str | None:
+    """The file behind ``a`` if it is memory-mapped (its real path), else ``None``."""
+    a = _check_array(a, "a")
+    filename = getattr(a, "filename", None) if isinstance(a, np.memmap) else None
+    return os.path.realpath(filename) if filename else None
+
+
 class BlockResult(NamedTuple):
     """What :func:`block_total` reports about one block of rows."""
 
@@ -63,14 +75,18 @@ class BlockResult(NamedTuple):
     total: float
     memmapped: bool  # the worker got a memory-mapped view, not a pickled copy
     pid: int
+    source: str | None = None  # the file the worker read, if memory-mapped
 
 
 def block_total(data: np.ndarray, start: int, stop: int) -> BlockResult:
-    """Sum rows ``start:stop`` of ``data``; report whether ``data`` arrived memory-mapped."""
+    """Sum rows ``start:stop`` of ``data``; report whether ``data`` arrived memory-mapped,
+    and from which file."""
     data = _check_array(data, "data")
     start, stop = _check_range(start, stop, len(data))
     total = float(data[start:stop].sum())
-    return BlockResult(start, stop, total, isinstance(data, np.memmap), os.getpid())
+    return BlockResult(
+        start, stop, total, isinstance(data, np.memmap), os.getpid(), memmap_source(data)
+    )
 
 
 def row_blocks(n_rows: int, block: int) -> list[tuple[int, int]]:
@@ -184,3 +200,80 @@ def wait_for_scheduler_file(path: Any, timeout: float, process: Any = None) -> s
         except (FileNotFoundError, ValueError, KeyError):
             time.sleep(0.05)  # not written yet, or only half written
     raise TimeoutError(f"no scheduler address in {path} after {timeout} s")
+
+
+def square_all(xs: Iterable[float]) -> list[float]:
+    """``[x * x for x in xs]``: many tiny tasks as one (a batch)."""
+    from helpers.pools import square
+
+    return [square(x) for x in xs]
+
+
+def matmul_seconds(size: int, repeats: int, blas_threads: int | None = None) -> tuple[int, float]:
+    """Multiply two ``size x size`` matrices ``repeats`` times; return (BLAS threads, seconds).
+
+    ``blas_threads=None`` keeps the BLAS library's default (one thread per CPU);
+    a number limits it with ``threadpoolctl.threadpool_limits`` for this call.
+    """
+    import contextlib
+    import time
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    check_count(size, "size", minimum=1)
+    check_count(repeats, "repeats", minimum=1)
+    if blas_threads is not None:
+        check_count(blas_threads, "blas_threads", minimum=1)
+    rng = np.random.default_rng(0)
+    a, b = rng.random((size, size)), rng.random((size, size))
+    limit = (
+        threadpool_limits(blas_threads, user_api="blas")
+        if blas_threads is not None
+        else contextlib.nullcontext()
+    )
+    with limit:
+        threads = max(
+            (lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"),
+            default=1,
+        )
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        return threads, time.perf_counter() - start
+
+
+def marked_sleep(folder: Any, name: str, seconds: float) -> str:
+    """Create ``folder/NAME.started``, sleep ``seconds``, create ``folder/NAME.finished``.
+
+    The two files show from outside whether the call started and whether it ran to its end.
+    """
+    import time
+    from pathlib import Path
+
+    from helpers.validate import check_seconds, check_str
+
+    if not isinstance(folder, (str, os.PathLike)):
+        raise TypeError(f"folder must be a path, got {type(folder).__name__}")
+    check_str(name, "name", nonempty=True)
+    seconds = check_seconds(seconds)
+    folder = Path(folder)
+    (folder / f"{name}.started").touch()
+    time.sleep(seconds)
+    (folder / f"{name}.finished").touch()
+    return name
+
+
+def wait_for_file(path: Any, timeout: float) -> bool:
+    """Wait until ``path`` exists (True) or ``timeout`` seconds have passed (False)."""
+    import time
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a path, got {type(path).__name__}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+        raise ValueError(f"timeout must be a number of seconds >= 0, got {timeout!r}")
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True

@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import psutil
 import pytest
 from joblib import Parallel, delayed, parallel_config
 from joblib.externals.loky import get_reusable_executor
@@ -15,7 +16,14 @@ from joblib.externals.loky import get_reusable_executor
 from helpers import beyond, timeline
 from helpers.beyond import BlockResult, block_total, row_blocks
 from helpers.checks import ExerciseFailed
-from helpers.checks.beyond import BATCH, BLOCK_ROWS, check_row_totals, check_run_batch
+from helpers.checks import beyond as checks_beyond
+from helpers.checks.beyond import (
+    BATCH,
+    FILE_CASES,
+    OTHER_BATCH,
+    check_file_row_totals,
+    check_run_batch,
+)
 from helpers.futures import checked_sqrt
 
 
@@ -39,7 +47,7 @@ def test_array_kind():
 def test_block_total_and_row_blocks():
     data = np.arange(20.0).reshape(10, 2)
     result = block_total(data, 2, 5)
-    assert result == BlockResult(2, 5, float(data[2:5].sum()), False, os.getpid())
+    assert result == BlockResult(2, 5, float(data[2:5].sum()), False, os.getpid(), None)
     assert row_blocks(10, 4) == [(0, 4), (4, 8), (8, 10)]
     assert row_blocks(0, 4) == []
     with pytest.raises(ValueError, match="start <= stop"):
@@ -58,6 +66,52 @@ def test_block_total_sees_a_memmap(tmp_path):
     mm = np.memmap(tmp_path / "a.dat", dtype=np.float64, shape=(4, 2), mode="w+")
     mm[:] = 1.0
     assert block_total(mm, 0, 4).memmapped is True
+
+
+def test_memmap_source(tmp_path):
+    path = tmp_path / "a.npy"
+    np.save(path, np.arange(6.0))
+    assert beyond.memmap_source(np.load(path)) is None
+    mapped = np.load(path, mmap_mode="r")
+    assert beyond.memmap_source(mapped) == os.path.realpath(path)
+    assert beyond.memmap_source(mapped[2:4]) == os.path.realpath(path)
+    assert block_total(mapped.reshape(3, 2), 0, 3).source == os.path.realpath(path)
+    with pytest.raises(TypeError, match="a must be a NumPy array"):
+        beyond.memmap_source([1.0])
+
+
+def test_square_all_and_matmul_seconds():
+    assert beyond.square_all([1, 2, 3]) == [1, 4, 9]
+    assert beyond.square_all([]) == []
+    threads, seconds = beyond.matmul_seconds(8, 2, blas_threads=1)
+    assert threads == 1 and seconds >= 0
+    threads, _ = beyond.matmul_seconds(8, 1)
+    assert threads >= 1
+    with pytest.raises(ValueError, match="size"):
+        beyond.matmul_seconds(0, 1)
+    with pytest.raises(ValueError, match="blas_threads"):
+        beyond.matmul_seconds(8, 1, blas_threads=0)
+    with pytest.raises(TypeError, match="repeats"):
+        beyond.matmul_seconds(8, 1.5)
+
+
+def test_marked_sleep_and_wait_for_file(tmp_path):
+    assert beyond.marked_sleep(tmp_path, "job", 0.01) == "job"
+    assert (tmp_path / "job.started").exists() and (tmp_path / "job.finished").exists()
+    assert beyond.wait_for_file(tmp_path / "job.finished", timeout=0)
+    start = time.monotonic()
+    assert not beyond.wait_for_file(tmp_path / "never", timeout=0.1)
+    assert time.monotonic() - start < 2
+    with pytest.raises(TypeError, match="folder"):
+        beyond.marked_sleep(3, "job", 0)
+    with pytest.raises(ValueError, match="name"):
+        beyond.marked_sleep(tmp_path, "", 0)
+    with pytest.raises(ValueError, match="seconds"):
+        beyond.marked_sleep(tmp_path, "job", -1)
+    with pytest.raises(ValueError, match="timeout"):
+        beyond.wait_for_file(tmp_path, timeout=-1)
+    with pytest.raises(TypeError, match="path"):
+        beyond.wait_for_file(None, timeout=1)
 
 
 def test_fill_squares():
@@ -134,73 +188,156 @@ def test_wait_for_scheduler_file(tmp_path):
         beyond.wait_for_scheduler_file(3, timeout=1)
 
 
-# --- exercise 1: check_row_totals ------------------------------------------------------
+# --- exercise 1: check_file_row_totals --------------------------------------------------
 
 
-def right_row_totals(data):
-    blocks = row_blocks(len(data), BLOCK_ROWS)
-    return Parallel(n_jobs=2)(delayed(block_total)(data, start, stop) for start, stop in blocks)
+def right_file_row_totals(path, block):
+    data = np.load(path, mmap_mode="r")
+    return Parallel(n_jobs=2)(
+        delayed(block_total)(data, start, stop) for start, stop in row_blocks(len(data), block)
+    )
 
 
-def test_check_row_totals_passes_the_right_answer(capsys):
-    check_row_totals(right_row_totals)
+def test_check_file_row_totals_passes_the_right_answer(capsys):
+    check_file_row_totals(right_file_row_totals)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
-def sliced_in_parent(data):
-    blocks = row_blocks(len(data), BLOCK_ROWS)
+def open_memmap_answer(path, block):
+    """Another right answer: numpy's lower-level open_memmap, and all CPUs."""
+    data = np.lib.format.open_memmap(path, mode="r")
+    return Parallel(n_jobs=-1)(
+        delayed(block_total)(data, start, stop) for start, stop in row_blocks(len(data), block)
+    )
+
+
+def test_check_file_row_totals_accepts_open_memmap(capsys):
+    check_file_row_totals(open_memmap_answer)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+def loads_whole_file(path, block):
+    data = np.load(path)
     return Parallel(n_jobs=2)(
-        delayed(block_total)(data[start:stop], 0, stop - start) for start, stop in blocks
+        delayed(block_total)(data, start, stop) for start, stop in row_blocks(len(data), block)
     )
 
 
-def no_memmapping(data):
-    blocks = row_blocks(len(data), BLOCK_ROWS)
-    return Parallel(n_jobs=2, max_nbytes=None)(
-        delayed(block_total)(data, start, stop) for start, stop in blocks
+def raw_memmap_without_header(path, block):
+    data = np.load(path, mmap_mode="r")
+    raw = np.memmap(path, dtype=data.dtype, mode="r", shape=data.shape)  # reads the header too
+    return Parallel(n_jobs=2)(
+        delayed(block_total)(raw, start, stop) for start, stop in row_blocks(len(raw), block)
     )
 
 
-def on_threads(data):
-    blocks = row_blocks(len(data), BLOCK_ROWS)
+def mapped_on_threads(path, block):
+    data = np.load(path, mmap_mode="r")
     return Parallel(n_jobs=2, backend="threading")(
-        delayed(block_total)(data, start, stop) for start, stop in blocks
+        delayed(block_total)(data, start, stop) for start, stop in row_blocks(len(data), block)
     )
 
 
-def missing_blocks(data):
-    return right_row_totals(data)[:-1]
+def fixed_block_size(path, block):
+    return right_file_row_totals(path, 64)
+
+
+def in_parent(path, block):
+    data = np.load(path, mmap_mode="r")
+    return [block_total(data, start, stop) for start, stop in row_blocks(len(data), block)]
+
+
+def writes_the_file(path, block):
+    data = np.load(path, mmap_mode="r+")
+    data[0] += 1
+    data.flush()
+    return right_file_row_totals(path, block)
+
+
+def copied_slices(path, block):
+    data = np.load(path, mmap_mode="r")
+    blocks = row_blocks(len(data), block)
+    results = Parallel(n_jobs=2)(
+        delayed(block_total)(np.array(data[start:stop]), 0, stop - start) for start, stop in blocks
+    )
+    return [r._replace(start=s, stop=e) for r, (s, e) in zip(results, blocks, strict=True)]
+
+
+def reads_then_maps(path, block):
+    """Reads the whole array in this process (to learn its length), then maps it."""
+    rows = len(np.load(path))
+    data = np.load(path, mmap_mode="r")
+    return Parallel(n_jobs=2)(
+        delayed(block_total)(data, start, stop) for start, stop in row_blocks(rows, block)
+    )
+
+
+def loads_in_each_worker(path, block):
+    """A right answer of another shape: each worker opens the file itself."""
+
+    def one_block(start, stop):
+        return block_total(np.load(path, mmap_mode="r"), start, stop)
+
+    rows = np.load(path, mmap_mode="r").shape[0]
+    return Parallel(n_jobs=2)(delayed(one_block)(s, e) for s, e in row_blocks(rows, block))
+
+
+def test_check_file_row_totals_accepts_workers_that_open_the_file(capsys):
+    check_file_row_totals(loads_in_each_worker)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+@pytest.mark.skipif(not hasattr(psutil.Process(), "io_counters"), reason="no io_counters")
+def test_check_file_row_totals_sees_the_parent_read_the_file():
+    with pytest.raises(ExerciseFailed, match="your process read"):
+        check_file_row_totals(reads_then_maps)
+
+
+def hangs(path, block):
+    import time
+
+    time.sleep(3600)
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda data: None, "returned None"),
-        (lambda data: [1.0, 2.0], "BlockResult"),
-        (missing_blocks, "don't match row_blocks"),
-        (sliced_in_parent, "don't match row_blocks"),
-        (no_memmapping, "pickled copies"),
-        (on_threads, "threading backend"),
+        (lambda path, block: None, "returned None"),
+        (lambda path, block: [1.0, 2.0], "BlockResult"),
+        (loads_whole_file, "your process read"),
+        (raw_memmap_without_header, "header"),
+        (mapped_on_threads, "in this process"),
+        (fixed_block_size, "block=2"),
+        (in_parent, "in this process"),
+        (writes_the_file, "changed the file"),
+        (copied_slices, "pickled copies"),
     ],
 )
-def test_check_row_totals_fails_wrong_answers(wrong, hint):
+def test_check_file_row_totals_fails_wrong_answers(wrong, hint):
     with pytest.raises(ExerciseFailed) as info:
-        check_row_totals(wrong)
+        check_file_row_totals(wrong)
     assert hint in str(info.value)
 
 
-def sliced_with_true_rows(data):
-    """Slices in the parent, but reports the true row range: totals right, not memmapped."""
-    blocks = row_blocks(len(data), BLOCK_ROWS)
-    results = Parallel(n_jobs=2)(
-        delayed(block_total)(data[start:stop], 0, stop - start) for start, stop in blocks
-    )
-    return [r._replace(start=s, stop=e) for r, (s, e) in zip(results, blocks, strict=True)]
+def test_check_file_row_totals_sees_a_temporary_copy_without_io_counters(monkeypatch):
+    """Where the bytes a process read can't be counted (macOS), the file the workers
+    read still shows the copy."""
+    monkeypatch.setattr(checks_beyond, "_bytes_read", lambda: None)
+    with pytest.raises(ExerciseFailed, match="a copy that joblib wrote to its temporary"):
+        check_file_row_totals(loads_whole_file)
 
 
-def test_check_row_totals_says_slices_are_pickled():
-    with pytest.raises(ExerciseFailed, match="pickled copies"):
-        check_row_totals(sliced_with_true_rows)
+def test_check_file_row_totals_reports_a_stuck_answer(monkeypatch):
+    monkeypatch.setattr(checks_beyond, "ANSWER_SECONDS", 0.5)
+    with pytest.raises(ExerciseFailed, match="did not return"):
+        check_file_row_totals(hangs)
+
+
+def test_file_cases_cover_both_sides_of_max_nbytes():
+    sizes = [np.prod(shape) * np.dtype(dtype).itemsize for shape, dtype, _ in FILE_CASES]
+    assert max(sizes) > 2**20 > min(sizes)
+    assert any(block >= shape[0] for shape, _, block in FILE_CASES)  # one block only
+    assert any(shape[0] % block for shape, _, block in FILE_CASES)  # a short last block
 
 
 # --- exercise 2: check_run_batch -------------------------------------------------------
@@ -250,9 +387,88 @@ def as_lists(executor, values):
     return list(results.values()), list(errors.values())
 
 
+def serial(executor, values):
+    """Submits one value, waits for it, then the next: a loop with extra steps."""
+    results, errors = {}, {}
+    for v in values:
+        future = executor.submit(checked_sqrt, v)
+        try:
+            results[v] = future.result()
+        except ValueError as exc:
+            errors[v] = exc
+    return results, errors
+
+
+def computed_here(executor, values):
+    """Keeps the executor busy but takes its answers from local calls."""
+    futures = [executor.submit(checked_sqrt, abs(v)) for v in values]
+    concurrent.futures.wait(futures)
+    return without_executor(executor, values)
+
+
+def shuts_down(executor, values):
+    with executor:
+        return right_run_batch(executor, values)
+
+
+def hard_coded(executor, values):
+    results, errors = right_run_batch(executor, [4, -1, 9, 2.25, -9, 16])
+    return results, errors
+
+
+def waits_forever(executor, values):
+    import time
+
+    time.sleep(3600)
+
+
+def with_wait_and_result(executor, values):
+    """A right answer of another shape: wait(), then result() inside try/except."""
+    futures = [(v, executor.submit(checked_sqrt, v)) for v in values]
+    concurrent.futures.wait([f for _, f in futures], timeout=60)
+    results, errors = {}, {}
+    for v, f in futures:
+        try:
+            results[v] = f.result()
+        except ValueError as exc:
+            errors[v] = exc
+    return results, errors
+
+
+def safe_sqrt(value):
+    try:
+        return "ok", checked_sqrt(value)
+    except ValueError as exc:
+        return "error", exc
+
+
+def with_map_and_a_wrapper(executor, values):
+    """A right answer of another shape: map over a function that catches the error."""
+    results, errors = {}, {}
+    for value, (kind, outcome) in zip(values, executor.map(safe_sqrt, values), strict=True):
+        (results if kind == "ok" else errors)[value] = outcome
+    return results, errors
+
+
+@pytest.mark.parametrize("answer", [with_wait_and_result, with_map_and_a_wrapper])
+def test_check_run_batch_accepts_other_shapes(answer, capsys):
+    check_run_batch(answer)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+def test_check_run_batch_reports_a_stuck_answer(monkeypatch):
+    monkeypatch.setattr(checks_beyond, "ANSWER_SECONDS", 0.5)
+    with pytest.raises(ExerciseFailed, match="did not return"):
+        check_run_batch(waits_forever)
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
+        (serial, "no two calls ran at the same time"),
+        (computed_here, "not the exceptions the executor"),
+        (shuts_down, "shut down the executor"),
+        (hard_coded, "errors has keys"),
         (lambda executor, values: None, "returned None"),
         (with_map, "re-raises the first failure"),
         (without_executor, "never used the executor"),
@@ -268,5 +484,7 @@ def test_check_run_batch_fails_wrong_answers(wrong, hint):
 
 
 def test_batch_has_failures():
-    assert any(x < 0 for x in BATCH) and any(x >= 0 for x in BATCH)
-    assert all(math.isfinite(x) for x in BATCH)
+    for batch in (BATCH, OTHER_BATCH):
+        assert any(x < 0 for x in batch) and any(x >= 0 for x in batch)
+        assert all(math.isfinite(x) for x in batch)
+    assert set(BATCH) != set(OTHER_BATCH)

@@ -2,113 +2,263 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from helpers.beyond import BlockResult, row_blocks
-from helpers.checks import expect, fail, passed
+from helpers.checks import call_with_timeout, expect, fail, passed
 
-__all__ = ["ROWS", "COLUMNS", "BLOCK_ROWS", "BATCH", "check_row_totals", "check_run_batch"]
+__all__ = [
+    "FILE_CASES",
+    "BATCH",
+    "OTHER_BATCH",
+    "TASK_SECONDS",
+    "check_file_row_totals",
+    "check_run_batch",
+]
 
-# Exercise 1's array: 4 MiB of float64, in blocks of 0.25 MiB (under joblib's 1 MB max_nbytes).
-ROWS, COLUMNS, BLOCK_ROWS = 512, 1024, 32
+# Exercise 1: (shape, dtype, rows per block) of the .npy files the check writes. The first
+# is over joblib's max_nbytes (1 MiB), the others far under it; the last has one block.
+FILE_CASES = (
+    ((600, 1024), np.float64, 64),
+    ((5, 3), np.int32, 2),
+    ((40, 10), np.float32, 100),
+)
+ANSWER_SECONDS = 60  # an answer that takes longer than this is reported as stuck
 
 
-def check_row_totals(row_totals: Callable[[np.ndarray], Any]) -> None:
-    """Exercise 1: ``row_totals(data)`` runs ``block_total`` on joblib, memory-mapped.
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
-    The check calls it with a ``ROWS x COLUMNS`` float64 array (4 MiB). It must return
-    the list of :class:`helpers.beyond.BlockResult` that ``block_total(data, start,
-    stop)`` produced for the blocks of ``row_blocks(ROWS, BLOCK_ROWS)``, computed in
-    worker processes that received ``data`` memory-mapped.
-    """
-    expect(callable(row_totals), "pass your function itself: check_row_totals(row_totals)")
-    data = np.arange(ROWS * COLUMNS, dtype=np.float64).reshape(ROWS, COLUMNS)
-    blocks = row_blocks(ROWS, BLOCK_ROWS)
-    # joblib writes memory-mapped copies to a folder; use one this check removes.
+
+def _judge_file(file_row_totals: Callable, path: Path, block: int, joblib_tmp: str) -> int:
+    """Run the answer on one file; return the number of blocks it summed."""
     from joblib import parallel_config
 
-    with tempfile.TemporaryDirectory(prefix="course-check-") as folder:
-        with parallel_config(temp_folder=folder):
-            answer = row_totals(data)
-    expect(answer is not None, "row_totals returned None: return the list that Parallel gives")
+    data = np.load(path)  # the check's own copy, to compute the expected totals
+    before = _digest(path)
+    read_before = _bytes_read()
+
+    def in_check_folder(*args: Any) -> Any:
+        # joblib's settings are per thread: set the folder in the thread that runs the answer
+        with parallel_config(temp_folder=joblib_tmp):
+            return file_row_totals(*args)
+
+    outcome = call_with_timeout(in_check_folder, (str(path), block), ANSWER_SECONDS)
+    read_during = _bytes_read() - read_before if read_before is not None else None
+    if "error" in outcome:
+        exc = outcome["error"]
+        fail(f"file_row_totals raised {type(exc).__name__}: {exc}")
+    expect(bool(outcome), f"file_row_totals did not return within {ANSWER_SECONDS} s")
+    answer = outcome["value"]
+    expect(answer is not None, "file_row_totals returned None: return the list of results")
     expect(
         isinstance(answer, (list, tuple)) and all(isinstance(r, BlockResult) for r in answer),
         "return the list of what block_total returned for each block "
         f"(BlockResult values), got {type(answer).__name__}",
     )
+    expect(_digest(path) == before, "your answer changed the file: the workers only read it")
+    want_blocks = row_blocks(len(data), block)
     got = sorted((r.start, r.stop) for r in answer)
     expect(
-        got == blocks,
-        f"your blocks {got[:3]}... don't match row_blocks({ROWS}, {BLOCK_ROWS}): call "
-        "block_total(data, start, stop) once for each (start, stop) it gives",
+        got == want_blocks,
+        f"for a file of {len(data)} rows and block={block} your blocks are {got[:3]}...; "
+        f"expected row_blocks({len(data)}, {block}) = {want_blocks[:3]}...: call "
+        "block_total(data, start, stop) once per (start, stop), on the whole array",
     )
     for r in answer:
         want = float(data[r.start : r.stop].sum())
         expect(
-            math.isclose(r.total, want),
-            f"block {r.start}:{r.stop} summed to {r.total}, expected {want}: pass the whole "
-            "array and the block's own start and stop",
+            math.isclose(r.total, want, rel_tol=1e-6),
+            f"block {r.start}:{r.stop} summed to {r.total}, expected {want}: are you reading "
+            "the file's header bytes as data? Let NumPy open the .npy file",
         )
-    if {r.pid for r in answer} == {os.getpid()}:
+    if answer and {r.pid for r in answer} == {os.getpid()}:
         fail(
-            "every block ran in this process (the threading backend?): use joblib's default "
-            "backend, loky, which runs worker processes"
+            "every block ran in this process (the threading backend?): use joblib's "
+            "default backend, loky, which runs worker processes"
+        )
+    real = os.path.realpath(path)
+    if read_during is not None and data.nbytes > 2**20 and read_during > data.nbytes // 2:
+        fail(
+            f"your process read {read_during:,} bytes while it handled a "
+            f"{data.nbytes:,}-byte file: it read the array into memory. Open the file "
+            "without reading it, and leave the reading to the workers"
         )
     if not all(r.memmapped for r in answer):
         fail(
-            "the workers received pickled copies, not a memory-mapped array. joblib memory-"
-            "maps an argument only when it is an array larger than max_nbytes (1 MB by "
-            "default): pass the whole array data (4 MiB), not data[start:stop] (a block is "
-            "256 KiB), and keep max_nbytes at its default; multiprocessing.Pool never does this"
+            f"with a {data.nbytes:,}-byte file the workers received pickled copies of the "
+            "array: your process read the whole file into memory and joblib pickled it. Open "
+            "the file without reading it, so that nothing is read until a worker touches a row"
         )
+    if {r.source for r in answer} != {real}:
+        fail(
+            "the workers read a copy that joblib wrote to its temporary folder, not the "
+            f"file itself: your process read the whole {data.nbytes:,}-byte array into "
+            "memory first. Open the file without reading it (numpy.load has an option for "
+            "that), so that joblib can hand the workers the file"
+        )
+    return len(answer)
+
+
+def _bytes_read() -> int | None:
+    """Bytes this process has read with read() calls so far (Linux, Windows), else None.
+
+    Pages of a memory-mapped file are not read() calls: they don't count.
+    """
+    import psutil
+
+    proc = psutil.Process()
+    if not hasattr(proc, "io_counters"):
+        return None
+    counters = proc.io_counters()
+    return getattr(counters, "read_chars", None) or counters.read_bytes
+
+
+def check_file_row_totals(file_row_totals: Callable[[str, int], Any]) -> None:
+    """Exercise 1: ``file_row_totals(path, block)`` sums a ``.npy`` file's row blocks in
+    joblib workers that read the file itself.
+
+    The check writes :data:`FILE_CASES` to ``.npy`` files and calls the answer with each
+    path (a str) and block size. It must return the list of
+    :class:`helpers.beyond.BlockResult` that ``block_total(data, start, stop)`` produced
+    for the blocks of ``row_blocks(rows, block)``, computed in worker processes that
+    memory-mapped the file at ``path`` (not a pickled copy, not a temporary copy).
+    """
+    expect(
+        callable(file_row_totals),
+        "pass your function itself: check_file_row_totals(file_row_totals)",
+    )
+    rng = np.random.default_rng(11)
+    counts = []
+    with (
+        tempfile.TemporaryDirectory(prefix="course-check-") as folder,
+        tempfile.TemporaryDirectory(prefix="course-check-joblib-") as joblib_tmp,
+    ):
+        for i, (shape, dtype, block) in enumerate(FILE_CASES):
+            path = Path(folder) / f"data-{i}.npy"
+            np.save(path, (rng.random(shape) * 100).astype(dtype))
+            counts.append(_judge_file(file_row_totals, path, block, joblib_tmp))
     passed(
-        f"{len(answer)} blocks summed in {len({r.pid for r in answer})} worker process(es), "
-        "each reading the same memory-mapped array."
+        f"{sum(counts)} blocks of {len(FILE_CASES)} files summed in worker processes, each "
+        "reading the file itself: nothing was pickled or copied, whatever the array's size."
     )
 
 
-# The batch check_run_batch gives run_batch: two bad inputs among good ones.
+# Exercise 2: the batches check_run_batch gives run_batch (bad inputs among good ones).
 BATCH = (4, -1, 9, 2.25, -9, 16)
+OTHER_BATCH = (0, 30.25, -0.5, 1e6, -100)
+TASK_SECONDS = 0.2  # each call the check watches takes at least this long
 
 
-class _CountingExecutor(Executor):
-    """Wraps an executor and counts the calls it was asked to run."""
+class _RaisedOnExecutor(ValueError):
+    """The ValueError a call raised on the executor (the check's marker)."""
+
+
+_spans: list[tuple[float, float]] = []
+_spans_lock = threading.Lock()
+
+
+def _observed(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn`` as the learner asked, slowed down and timed, its outcome marked."""
+    start = time.perf_counter()
+    time.sleep(TASK_SECONDS)
+    try:
+        value = fn(*args, **kwargs)
+    except ValueError as exc:
+        raise _RaisedOnExecutor(*exc.args) from None
+    finally:
+        with _spans_lock:
+            _spans.append((start, time.perf_counter()))
+    return _marked(value)
+
+
+def _marked(value: Any) -> Any:
+    """``value`` with the exceptions in it marked as having come from the executor
+    (inside tuples, lists and dicts too, for answers that wrap checked_sqrt)."""
+    if isinstance(value, BaseException):
+        value._course_from_executor = True  # type: ignore[attr-defined]
+        return value
+    if isinstance(value, (tuple, list)):
+        return type(value)(_marked(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _marked(v) for k, v in value.items()}
+    return value
+
+
+def _from_executor(value: Any) -> bool:
+    return isinstance(value, _RaisedOnExecutor) or getattr(value, "_course_from_executor", False)
+
+
+def _max_overlap(spans: list[tuple[float, float]]) -> int:
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    running = best = 0
+    for _, step in events:
+        running += step
+        best = max(best, running)
+    return best
+
+
+class _WatchingExecutor(Executor):
+    """Wraps an executor: counts calls and shutdowns, and times every call it runs."""
 
     def __init__(self, inner: Executor) -> None:
         self.inner = inner
         self.calls = 0
+        self.shutdowns = 0
 
     def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Any:
         self.calls += 1
-        return self.inner.submit(fn, *args, **kwargs)
+        return self.inner.submit(_observed, fn, *args, **kwargs)
 
     def map(self, fn: Callable, *iterables: Any, **kwargs: Any) -> Any:
+        import functools
+
         self.calls += 1
-        return self.inner.map(fn, *iterables, **kwargs)
+        return self.inner.map(functools.partial(_observed, fn), *iterables, **kwargs)
 
     def shutdown(self, wait: bool = True, **kwargs: Any) -> None:
-        pass  # the check owns the executors it passes
+        self.shutdowns += 1  # the check owns the executors it passes: it stays usable
 
 
-def _judge_batch(run_batch: Callable, executor: Executor, where: str) -> None:
-    counting = _CountingExecutor(executor)
-    try:
-        answer = run_batch(counting, list(BATCH))
-    except ValueError as exc:
+def _judge_batch(
+    run_batch: Callable, executor: Executor, where: str, values: tuple, *, overlap: bool
+) -> None:
+    watching = _WatchingExecutor(executor)
+    with _spans_lock:
+        _spans.clear()
+    outcome = call_with_timeout(run_batch, (watching, list(values)), ANSWER_SECONDS)
+    if isinstance(outcome.get("error"), ValueError):
         fail(
-            f"run_batch raised {exc!r} on {where}: executor.map (or result() without a "
-            "check) re-raises the first failure and the other results are lost. Submit one "
-            "future per value and ask each future for its exception() first."
+            f"run_batch raised {outcome['error']!r} on {where}: executor.map (or result() "
+            "without a check) re-raises the first failure and the other results are lost. "
+            "Ask each future for its exception() first."
         )
+    if "error" in outcome:
+        exc = outcome["error"]
+        fail(f"run_batch raised {type(exc).__name__}: {exc} (on {where})")
+    expect(bool(outcome), f"run_batch did not return within {ANSWER_SECONDS} s on {where}")
+    answer = outcome["value"]
     expect(answer is not None, "run_batch returned None: return (results, errors) at the end")
-    expect(counting.calls > 0, f"run_batch never used the executor it was given ({where})")
+    expect(
+        watching.calls > 0 or not values,
+        f"run_batch never used the executor it was given ({where})",
+    )
+    expect(
+        watching.shutdowns == 0,
+        f"run_batch shut down the executor it was given ({where}): the caller owns it and "
+        "may still need it. Don't close what you didn't create",
+    )
     expect(
         isinstance(answer, tuple) and len(answer) == 2,
         f"run_batch should return a tuple (results, errors), got {type(answer).__name__}",
@@ -118,8 +268,8 @@ def _judge_batch(run_batch: Callable, executor: Executor, where: str) -> None:
         isinstance(results, dict) and isinstance(errors, dict),
         "results and errors should be dicts keyed by the input value",
     )
-    good = {x: math.sqrt(x) for x in BATCH if x >= 0}
-    bad = {x for x in BATCH if x < 0}
+    good = {x: math.sqrt(x) for x in values if x >= 0}
+    bad = {x for x in values if x < 0}
     expect(
         set(errors) == bad,
         f"errors has keys {sorted(errors)}; the values whose task failed are {sorted(bad)}",
@@ -133,15 +283,32 @@ def _judge_batch(run_batch: Callable, executor: Executor, where: str) -> None:
         f"results is {results}; expected {good} (value -> future.result() for the tasks "
         "that succeeded)",
     )
+    expect(
+        all(_from_executor(e) for e in errors.values()),
+        f"some errors are not the exceptions the executor's calls raised ({where}): "
+        "take each one from its own future",
+    )
+    if overlap:
+        with _spans_lock:
+            spans = list(_spans)
+        expect(
+            _max_overlap(spans) >= 2,
+            f"no two calls ran at the same time on {where}, which has 2 workers: your "
+            "function waits for each call to finish before it hands the executor the next "
+            "value, so the batch takes as long as running it in a loop",
+        )
 
 
 def check_run_batch(run_batch: Callable[[Executor, list], Any]) -> None:
     """Exercise 2: ``run_batch(executor, values)`` works on any executor, Dask's included.
 
-    The check runs it on a ``ThreadPoolExecutor`` and then on the executor of a small
-    Dask cluster of its own (scheduler and 2 workers in this process), with
-    :data:`BATCH`; both times it must return ``(results, errors)``: dicts mapping each
-    value to ``checked_sqrt(value)`` or to the exception that call raised.
+    The check runs it on a ``ThreadPoolExecutor`` (2 workers) and on the executor of a
+    small Dask cluster of its own (scheduler and 2 workers in this process), with
+    :data:`BATCH`, :data:`OTHER_BATCH` and an empty batch. Every call the executor runs
+    takes at least :data:`TASK_SECONDS`, and at least two must run at the same time. Each
+    time ``run_batch`` must return ``(results, errors)``: dicts mapping each value to
+    ``checked_sqrt(value)`` or to the exception that call raised, both taken from the
+    futures; it must not shut the executor down.
     """
     import logging
 
@@ -149,7 +316,8 @@ def check_run_batch(run_batch: Callable[[Executor, list], Any]) -> None:
 
     expect(callable(run_batch), "pass your function itself: check_run_batch(run_batch)")
     with ThreadPoolExecutor(max_workers=2) as executor:
-        _judge_batch(run_batch, executor, "a ThreadPoolExecutor")
+        _judge_batch(run_batch, executor, "a ThreadPoolExecutor", BATCH, overlap=True)
+        _judge_batch(run_batch, executor, "a ThreadPoolExecutor", (), overlap=False)
     with (
         LocalCluster(
             n_workers=2,
@@ -161,10 +329,11 @@ def check_run_batch(run_batch: Callable[[Executor, list], Any]) -> None:
         ) as cluster,
         Client(cluster) as client,
     ):
-        _judge_batch(run_batch, client.get_executor(), "a Dask executor")
-    n_bad = sum(1 for x in BATCH if x < 0)
-    n_good = len(BATCH) - n_bad
+        dask_executor = client.get_executor(pure=False)
+        _judge_batch(run_batch, dask_executor, "a Dask executor", OTHER_BATCH, overlap=True)
+    n_bad = sum(1 for x in BATCH + OTHER_BATCH if x < 0)
+    n_good = len(BATCH + OTHER_BATCH) - n_bad
     passed(
-        f"{n_good} results and {n_bad} errors collected, the same on threads and on a "
-        "Dask cluster: only the executor changed."
+        f"{n_good} results and {n_bad} errors collected, calls running side by side on "
+        "threads and on a Dask cluster: only the executor changed."
     )
