@@ -342,43 +342,111 @@ def test_check_task_worker_fails_wrong_answers(answer, hint):
         check.check_task_worker(answer)
 
 
-def bake(shelf, loaves, capacity):
+def bake(shelf, loaves, capacity, timeout):
     with shelf:
-        shelf.wait_for(lambda: loaves.value < capacity, timeout=10)
+        if not shelf.wait_for(lambda: loaves.value < capacity, timeout):
+            return False  # still no room
         loaves.value += 1
         shelf.notify_all()
+        return True
 
 
-def bake_with_a_loop(shelf, loaves, capacity):
+def bake_with_a_deadline_loop(shelf, loaves, capacity, timeout):
+    deadline = time.monotonic() + timeout
     with shelf:
         while loaves.value >= capacity:
-            shelf.wait(timeout=0.5)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            shelf.wait(left)
+        loaves.value += 1
+        shelf.notify_all()
+    return True
+
+
+def bake_notify_all_first(shelf, loaves, capacity, timeout):
+    with shelf:
+        room = shelf.wait_for(lambda: loaves.value < capacity, timeout=timeout)
+        if room:
+            shelf.notify_all()  # nobody can look before we release the lock
+            loaves.value += 1
+        return bool(room)
+
+
+def skeleton_bake(shelf, loaves, capacity, timeout):
+    loaves.value += 1
+    return True
+
+
+def unlocked_bake(shelf, loaves, capacity, timeout):
+    shelf.wait_for(lambda: loaves.value < capacity, timeout)
+    loaves.value += 1
+    return True
+
+
+def silent_bake(shelf, loaves, capacity, timeout):
+    with shelf:
+        if not shelf.wait_for(lambda: loaves.value < capacity, timeout):
+            return False
+        loaves.value += 1
+        return True
+
+
+def notify_one_bake(shelf, loaves, capacity, timeout):
+    with shelf:
+        if not shelf.wait_for(lambda: loaves.value < capacity, timeout):
+            return False
         loaves.value += 1
         shelf.notify()
+        return True
 
 
-def skeleton_bake(shelf, loaves, capacity):
-    loaves.value += 1
-
-
-def unlocked_bake(shelf, loaves, capacity):
-    shelf.wait_for(lambda: loaves.value < capacity, timeout=10)
-    loaves.value += 1
-
-
-def silent_bake(shelf, loaves, capacity):
+def ignoring_timeout_bake(shelf, loaves, capacity, timeout):
     with shelf:
-        shelf.wait_for(lambda: loaves.value < capacity, timeout=10)
+        shelf.wait_for(lambda: loaves.value < capacity, timeout)  # result ignored
         loaves.value += 1
+        shelf.notify_all()
+        return True
 
 
-def always_waiting_bake(shelf, loaves, capacity):
+def no_recheck_bake(shelf, loaves, capacity, timeout):
     with shelf:
-        shelf.wait()  # waits for a notification even when there is room
+        if loaves.value >= capacity and not shelf.wait(timeout):
+            return False
         loaves.value += 1
+        shelf.notify_all()
+        return True
 
 
-@pytest.mark.parametrize("answer", [bake, bake_with_a_loop])
+def own_timeout_bake(shelf, loaves, capacity, timeout):
+    with shelf:
+        if not shelf.wait_for(lambda: loaves.value < capacity, 10):
+            return False
+        loaves.value += 1
+        shelf.notify_all()
+        return True
+
+
+def polling_bake(shelf, loaves, capacity, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with shelf:
+            if loaves.value < capacity:
+                loaves.value += 1
+                shelf.notify_all()
+                return True
+    return False
+
+
+def always_waiting_bake(shelf, loaves, capacity, timeout):
+    with shelf:
+        shelf.wait(timeout)  # waits for a notification even when there is room
+        loaves.value += 1
+        shelf.notify_all()
+        return True
+
+
+@pytest.mark.parametrize("answer", [bake, bake_with_a_deadline_loop, bake_notify_all_first])
 def test_check_bounded_baker_passes_right_answers(answer, capsys):
     check.check_bounded_baker(answer)
     assert "Correct" in capsys.readouterr().out
@@ -395,7 +463,12 @@ def test_check_bounded_baker_fails_the_skeleton_fast():
     "answer, hint",
     [
         (unlocked_bake, "inside `with shelf:`"),
-        (silent_bake, "notify_all"),
+        (silent_bake, "Wake them all"),
+        (notify_one_bake, "a notify\\(\\) that wakes one waiter"),
+        (ignoring_timeout_bake, "add nothing"),
+        (no_recheck_bake, "check\\s+again for room"),
+        (own_timeout_bake, "still waiting 2 s after its timeout"),
+        (polling_bake, "did not wait on the Condition"),
         (always_waiting_bake, "waited although the shelf had room"),
     ],
 )

@@ -111,86 +111,190 @@ class _Count:
         self.value = value
 
 
+class _Shelf(threading.Condition):
+    """A ``threading.Condition`` that counts the calls that put a thread to sleep on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits += 1
+        return super().wait(timeout)
+
+
 def _bake_twice(bake: Any, shelf: Any, loaves: Any, capacity: int, reports: Any) -> None:
-    """Child process of ``check_bounded_baker``: bake two loaves, report after each."""
-    for n in (1, 2):
-        bake(shelf, loaves, capacity)
-        reports.put(n)
+    """Child process of ``check_bounded_baker``: bake two loaves, report each result."""
+    for _ in (1, 2):
+        reports.put(bake(shelf, loaves, capacity, 10.0))
+
+
+def _is_true(value: Any) -> bool:
+    return value is not None and not isinstance(value, (str, bytes)) and value == True  # noqa: E712
+
+
+def _is_false(value: Any) -> bool:
+    return value is not None and not isinstance(value, (str, bytes)) and value == False  # noqa: E712
 
 
 def check_bounded_baker(func: Any) -> None:
-    """Check ``bake(shelf, loaves, capacity)``: adds one loaf, but waits (under ``shelf``)
-    while ``capacity`` loaves are on the shelf, and wakes waiting customers."""
+    """Check ``bake(shelf, loaves, capacity, timeout)``: waits (under ``shelf``) until the
+    shelf has room, adds one loaf, wakes the customers and returns True; returns False,
+    shelf unchanged, when there is still no room after ``timeout`` seconds."""
     require_function(func)
-    shelf, loaves = threading.Condition(), _Count()
+    name = func.__name__
 
-    def bake_in_thread() -> tuple[threading.Thread, list]:
-        return _call_in_thread(func, shelf, loaves, 2)
+    def run(shelf: Any, loaves: Any, capacity: int, timeout: float) -> dict:
+        """Call ``func`` in a daemon thread; the dict gets "value"/"error" and "cpu"."""
+        outcome: dict = {}
 
-    def raised(errors: list) -> None:
-        if errors:
-            hint = f"{func.__name__} raised {errors[0]!r}"
-            if isinstance(errors[0], RuntimeError) and "lock" in str(errors[0]):
+        def call() -> None:
+            cpu = time.thread_time()
+            try:
+                outcome["value"] = func(shelf, loaves, capacity, timeout)
+            except Exception as exc:
+                outcome["error"] = exc
+            outcome["cpu"] = time.thread_time() - cpu
+
+        thread = threading.Thread(target=call, daemon=True)
+        thread.start()
+        outcome["thread"] = thread
+        return outcome
+
+    def finished(outcome: dict, within: float) -> bool:
+        outcome["thread"].join(timeout=within)
+        if "error" in outcome:
+            error = outcome["error"]
+            hint = f"{name} raised {error!r}"
+            if isinstance(error, RuntimeError) and "lock" in str(error):
                 hint += ": wait and notify inside `with shelf:`"
             fail(hint)
+        return not outcome["thread"].is_alive()
 
-    # 1. Room on the shelf: two loaves go on at once.
-    for n in (1, 2):
-        thread, errors = bake_in_thread()
-        thread.join(timeout=1)
-        raised(errors)
-        expect(not thread.is_alive(), f"{func.__name__} waited although the shelf had room")
-        expect(loaves.value == n, f"after {n} call(s) the shelf held {loaves.value} loaves")
-    # 2. Full shelf: the third must wait.
-    thread, errors = bake_in_thread()
-    time.sleep(0.3)
-    raised(errors)
-    expect(
-        thread.is_alive() and loaves.value == 2,
-        f"{func.__name__} put a loaf on a full shelf ({loaves.value} loaves, capacity 2): wait "
-        "with shelf.wait_for(...) until loaves.value < capacity",
-    )
-    # 3. A customer takes a loaf and notifies: the waiting baker goes on.
-    with shelf:
-        loaves.value -= 1
-        shelf.notify_all()
-    thread.join(timeout=1)
-    if thread.is_alive():
-        for _ in range(20):  # let a baker stuck in wait() go, so its thread can end
+    def release(shelf: Any, loaves: Any, *bakers: dict) -> None:
+        """Empty the shelf until every baker thread has ended (no thread left behind)."""
+        for _ in range(60):
+            if not any(b["thread"].is_alive() for b in bakers):
+                return
             with shelf:
                 loaves.value = 0
                 shelf.notify_all()
             time.sleep(0.05)
-        fail(
-            f"{func.__name__} kept waiting after a customer took a loaf and notified: wait with "
-            "shelf.wait_for(lambda: loaves.value < capacity) so that it re-checks when woken"
+
+    # 1. Room on the shelf: two loaves go on at once, each call returns True.
+    shelf, loaves = _Shelf(), _Count()
+    for n in (1, 2):
+        baker = run(shelf, loaves, 2, 5.0)
+        expect(finished(baker, 1.0), f"{name} waited although the shelf had room")
+        expect(loaves.value == n, f"after {n} call(s) the shelf held {loaves.value} loaves")
+        expect(
+            _is_true(baker.get("value")),
+            f"{name} put a loaf on the shelf but returned {baker.get('value')!r}: return True",
         )
-    raised(errors)
-    expect(loaves.value == 2, f"the shelf held {loaves.value} loaves, expected 2")
-    # 4. A waiting customer is woken by the new loaf.
-    loaves.value = 0
+
+    # 2. Full shelf, and nobody takes a loaf: wait about `timeout`, then False, shelf unchanged.
+    started = time.perf_counter()
+    baker = run(shelf, loaves, 2, 0.3)
+    if not finished(baker, 2.0):
+        release(shelf, loaves, baker)
+        fail(
+            f"{name} was still waiting 2 s after its timeout of 0.3 s: pass timeout to "
+            "wait_for (and give up when it says there is still no room)"
+        )
+    took = time.perf_counter() - started
+    expect(
+        loaves.value == 2,
+        f"{name} put a loaf on a full shelf ({loaves.value} loaves, capacity 2): wait until "
+        "loaves.value < capacity, and when the wait times out, add nothing",
+    )
+    expect(
+        took >= 0.25, f"on a full shelf {name} gave up after {took:.2f} s, not after its timeout"
+    )
+    expect(
+        _is_false(baker.get("value")),
+        f"no room came within the timeout, and {name} returned {baker.get('value')!r}: "
+        "return False",
+    )
+
+    # 3. Full shelf: a baker waits, sleeping on the Condition, until a customer takes a loaf.
+    shelf.waits = 0
+    baker = run(shelf, loaves, 2, 5.0)
+    time.sleep(0.4)
+    if not baker["thread"].is_alive():
+        fail(f"{name} returned {baker.get('value')!r} from a full shelf long before its timeout")
+    expect(shelf.waits > 0, f"{name} did not wait on the Condition: use shelf.wait_for(...)")
+    with shelf:  # a customer takes a loaf
+        loaves.value -= 1
+        shelf.notify_all()
+    if not finished(baker, 1.0):
+        release(shelf, loaves, baker)
+        fail(
+            f"{name} kept waiting after a customer took a loaf and notified: wait with "
+            "shelf.wait_for(lambda: loaves.value < capacity, timeout) so that it re-checks"
+        )
+    expect(
+        loaves.value == 2 and _is_true(baker.get("value")),
+        f"after a customer made room, the shelf held {loaves.value} loaves (expected 2) and "
+        f"{name} returned {baker.get('value')!r} (expected True)",
+    )
+    expect(
+        baker["cpu"] < 0.1,
+        f"{name} used {baker['cpu']:.2f} s of CPU while it waited: sleep on the Condition "
+        "(wait_for) instead of checking in a loop",
+    )
+
+    # 4. Two bakers wait at a full shelf (capacity 1); one loaf is taken: only one may bake.
+    shelf, loaves = _Shelf(), _Count(1)
+    first, second = run(shelf, loaves, 1, 5.0), run(shelf, loaves, 1, 5.0)
+    time.sleep(0.3)
+    with shelf:
+        loaves.value -= 1
+        shelf.notify_all()  # wakes both bakers
+    time.sleep(0.3)
+    overfilled = loaves.value
+    release(shelf, loaves, first, second)
+    finished(first, 0.1)
+    finished(second, 0.1)
+    expect(
+        overfilled == 1,
+        f"two bakers waited at a full shelf of capacity 1, a customer took one loaf and "
+        f"notified, and the shelf then held {overfilled} loaves: a woken baker must check "
+        "again for room before it bakes",
+    )
+
+    # 5. A baker and a customer wait on the same Condition (the baker first); a second baker
+    #    bakes. Its notification must reach the customer, not only the waiting baker.
+    shelf, loaves = _Shelf(), _Count(1)
+    waiting_baker = run(shelf, loaves, 1, 3.0)
+    time.sleep(0.2)
+    with shelf:
+        loaves.value = 0  # a loaf sold over the counter: nobody was notified
     woken: list[float] = []
 
     def customer() -> None:
-        started = time.perf_counter()
         with shelf:
-            shelf.wait_for(lambda: loaves.value > 0, timeout=1.5)
-        woken.append(time.perf_counter() - started)
+            if shelf.wait_for(lambda: loaves.value > 0, timeout=1.5):
+                loaves.value -= 1
+                woken.append(time.perf_counter())
+                shelf.notify_all()
 
-    waiting = threading.Thread(target=customer, daemon=True)
-    waiting.start()
-    time.sleep(0.1)
-    thread, errors = bake_in_thread()
-    thread.join(timeout=1)
-    waiting.join(timeout=3)
-    raised(errors)
+    waiting_customer = threading.Thread(target=customer, daemon=True)
+    waiting_customer.start()
+    time.sleep(0.2)
+    baked = time.perf_counter()
+    second = run(shelf, loaves, 1, 1.0)
+    finished(second, 1.0)
+    waiting_customer.join(timeout=2)
+    release(shelf, loaves, waiting_baker, second)
+    finished(waiting_baker, 0.1)
     expect(
-        bool(woken) and woken[0] < 1.0,
-        "a customer waiting for a loaf was not woken when it was baked: call "
-        "shelf.notify_all() after adding the loaf, still inside `with shelf:`",
+        bool(woken) and woken[0] - baked < 1.0,
+        "a customer waiting for a loaf was not woken when it was baked. Bakers and customers "
+        "wait on the same Condition: a notify() that wakes one waiter may wake a baker who "
+        "is waiting for room, and the customer sleeps on. Wake them all after adding the loaf",
     )
 
-    # 5. In a real process, with a multiprocessing Condition and Value.
+    # 6. In a real process, with a multiprocessing Condition and Value (capacity 1).
     shelf_p = multiprocessing.Condition()
     loaves_p = multiprocessing.Value("i", 0, lock=False)
     reports = multiprocessing.Queue()
@@ -206,10 +310,14 @@ def check_bounded_baker(func: Any) -> None:
         shelf_p.notify_all()
     second = collect(reports, 1, timeout=10)
     stuck = stop_processes([p], 10)
-    expect(first == [1], "the process never finished baking its first loaf")
+    expect(bool(first) and _is_true(first[0]), "the process never finished baking its first loaf")
     expect(not second_early, "the process put a second loaf on a full shelf (capacity 1)")
     expect(
-        not stuck and second == [2], "the process never baked its second loaf once there was room"
+        not stuck and bool(second) and _is_true(second[0]),
+        "the process never baked its second loaf once there was room",
     )
     expect(p.exitcode == 0, f"the process exited with code {p.exitcode}, expected 0")
-    passed("the baker waits while the shelf is full, and wakes the customers after each loaf.")
+    passed(
+        "the baker waits (at most its timeout) while the shelf is full, re-checks when woken, "
+        "and wakes bakers and customers alike after each loaf."
+    )
