@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
+import signal
 import threading
 import time
 
@@ -482,3 +484,33 @@ def test_checks_reject_non_functions():
         check.check_task_worker(print)
     with pytest.raises(TypeError, match="func"):
         check.check_bounded_baker(print)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM") or os.name != "posix", reason="POSIX signals")
+def test_worker_ignoring_sigterm_survives_sigterm_and_stops_on_the_event():
+    stop, results = multiprocessing.Event(), multiprocessing.Queue()
+    p = multiprocessing.Process(target=events.worker_ignoring_sigterm, args=(stop, "w", results))
+    p.start()
+    assert results.get(timeout=30) == ("w", "started")
+    os.kill(p.pid, signal.SIGTERM)
+    time.sleep(0.2)
+    assert p.is_alive()
+    stop.set()
+    name, what, _units = results.get(timeout=10)
+    p.join(timeout=5)
+    assert (name, what, p.exitcode) == ("w", "cleaned up", 0)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGINT to a child: POSIX")
+def test_worker_until_interrupted_cleans_up_on_sigint():
+    results = multiprocessing.Queue()
+    p = multiprocessing.Process(target=events.worker_until_interrupted, args=("w", results))
+    p.start()
+    assert results.get(timeout=30) == ("w", "started")
+    time.sleep(0.1)
+    os.kill(p.pid, signal.SIGINT)
+    name, what, _units = results.get(timeout=10)
+    p.join(timeout=5)
+    assert (name, what, p.exitcode) == ("w", "interrupted", 0)
+    with pytest.raises(ValueError, match="interval"):
+        events.worker_until_interrupted("w", results, interval=-1)
