@@ -403,6 +403,15 @@ def notify_one_bake(shelf, loaves, capacity, timeout):
         return True
 
 
+def notify_two_bake(shelf, loaves, capacity, timeout):
+    with shelf:
+        if not shelf.wait_for(lambda: loaves.value < capacity, timeout):
+            return False
+        loaves.value += 1
+        shelf.notify(2)  # one baker and one customer?
+        return True
+
+
 def ignoring_timeout_bake(shelf, loaves, capacity, timeout):
     with shelf:
         shelf.wait_for(lambda: loaves.value < capacity, timeout)  # result ignored
@@ -467,6 +476,7 @@ def test_check_bounded_baker_fails_the_skeleton_fast():
         (unlocked_bake, "inside `with shelf:`"),
         (silent_bake, "Wake them all"),
         (notify_one_bake, "a notify\\(\\) that wakes one waiter"),
+        (notify_two_bake, "Wake them all"),
         (ignoring_timeout_bake, "add nothing"),
         (no_recheck_bake, "check\\s+again for room"),
         (own_timeout_bake, "still waiting 2 s after its timeout"),

@@ -262,11 +262,11 @@ def check_bounded_baker(func: Any) -> None:
         "again for room before it bakes",
     )
 
-    # 5. A baker and a customer wait on the same Condition (the baker first); a second baker
-    #    bakes. Its notification must reach the customer, not only the waiting baker.
+    # 5. Bakers and a customer wait on the same Condition (three bakers first); another
+    #    baker bakes. Its notification must reach the customer, not only waiting bakers.
     shelf, loaves = _Shelf(), _Count(1)
-    waiting_baker = run(shelf, loaves, 1, 3.0)
-    time.sleep(0.2)
+    waiting_bakers = [run(shelf, loaves, 1, 3.0) for _ in range(3)]
+    time.sleep(0.3)
     with shelf:
         loaves.value = 0  # a loaf sold over the counter: nobody was notified
     woken: list[float] = []
@@ -285,13 +285,14 @@ def check_bounded_baker(func: Any) -> None:
     second = run(shelf, loaves, 1, 1.0)
     finished(second, 1.0)
     waiting_customer.join(timeout=2)
-    release(shelf, loaves, waiting_baker, second)
-    finished(waiting_baker, 0.1)
+    release(shelf, loaves, *waiting_bakers, second)
+    for baker in waiting_bakers:
+        finished(baker, 0.1)
     expect(
         bool(woken) and woken[0] - baked < 1.0,
         "a customer waiting for a loaf was not woken when it was baked. Bakers and customers "
-        "wait on the same Condition: a notify() that wakes one waiter may wake a baker who "
-        "is waiting for room, and the customer sleeps on. Wake them all after adding the loaf",
+        "wait on the same Condition: a notify() that wakes one waiter (or n) may wake bakers "
+        "who wait for room, and the customer sleeps on. Wake them all after adding the loaf",
     )
 
     # 6. In a real process, with a multiprocessing Condition and Value (capacity 1).
