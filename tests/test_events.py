@@ -330,6 +330,24 @@ def test_check_task_worker_fails_the_skeleton_fast():
     assert time.perf_counter() - started < 1
 
 
+def peeking_worker(stop, tasks, results):
+    while not stop.is_set():
+        if tasks.empty():  # looks, never waits
+            continue
+        results.put(tasks.get() ** 2)
+    results.put("done")
+
+
+def spinning_worker(stop, tasks, results):
+    while not stop.is_set():
+        try:
+            number = tasks.get_nowait()  # never waits: spins while the queue is empty
+        except queue.Empty:
+            continue
+        results.put(number * number)
+    results.put("done")
+
+
 @pytest.mark.parametrize(
     "answer, hint",
     [
@@ -337,11 +355,18 @@ def test_check_task_worker_fails_the_skeleton_fast():
         (quitter_worker, "returned before stop was set"),
         (mute_worker, 'put "done"'),
         (wrong_worker, "expected \\[1, 4, 9\\]"),
+        (spinning_worker, "checks in a loop without waiting"),
+        (peeking_worker, "checks in a loop without waiting"),
     ],
 )
 def test_check_task_worker_fails_wrong_answers(answer, hint):
+    threads = threading.active_count()
     with pytest.raises(ExerciseFailed, match=hint):
         check.check_task_worker(answer)
+    deadline = time.monotonic() + 3
+    while threading.active_count() > threads and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= threads  # the learner's thread did not stay behind
 
 
 def bake(shelf, loaves, capacity, timeout):

@@ -39,53 +39,87 @@ def _squares(results: Any, n: int, timeout: float) -> list:
     return collect(results, n, timeout)
 
 
+class _CountingQueue(queue.Queue):
+    """A ``queue.Queue`` that counts ``get`` calls, and those that can't wait at all."""
+
+    calls = waitless = 0
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        self.calls += 1
+        if not block or (timeout is not None and timeout <= 0.001):
+            self.waitless += 1
+        return super().get(block, timeout)
+
+    def empty(self) -> bool:
+        self.calls += 1
+        self.waitless += 1
+        return super().empty()
+
+    def qsize(self) -> int:
+        self.calls += 1
+        self.waitless += 1
+        return super().qsize()
+
+
 def check_task_worker(func: Any, grace: float = 1.5) -> None:
     """Check ``worker(stop, tasks, results)``: squares every number from ``tasks`` into
     ``results``, keeps waiting while ``tasks`` is empty, and once ``stop`` is set (even
     while it waits for a task) puts ``"done"`` into ``results`` and returns."""
     require_function(func)
     # 1. In a thread: quick, and it shows exactly what the worker does and when.
-    stop, tasks, results = threading.Event(), queue.Queue(), queue.Queue()
+    stop, tasks, results = threading.Event(), _CountingQueue(), queue.Queue()
     for n in (1, 2, 3):
         tasks.put(n)
     thread, errors = _call_in_thread(func, stop, tasks, results)
-    early = (
-        f"{func.__name__} returned before stop was set: keep taking tasks until stop is set "
-        "(an empty queue only means there is no work yet)"
-    )
-    time.sleep(0.3)
-    expect(not errors, f"{func.__name__} raised {errors[0]!r}" if errors else "")
-    expect(thread.is_alive(), early)
-    got = _squares(results, 3, timeout=2)
-    expect(
-        got == [1, 4, 9],
-        f"for the tasks 1, 2, 3 the worker put {got} into results, expected [1, 4, 9]",
-    )
-    tasks.put(4)
-    late = _squares(results, 1, timeout=2)
-    expect(late == [16], f"a task put in later got {late}, expected [16]")
-    time.sleep(0.5)  # the queue is empty again: the worker must keep waiting for work
-    expect(not errors, f"{func.__name__} raised {errors[0]!r}" if errors else "")
-    expect(thread.is_alive(), early)
-    extra = collect(results, 1, timeout=0)
-    if extra:
-        fail(f"{func.__name__} put {extra[0]!r} into results before stop was set")
-    stop.set()  # while the worker waits for a task that never comes
-    thread.join(timeout=grace)
-    if thread.is_alive():
-        for _ in range(3):  # unblock a get() that waits for ever, so the thread can end
-            tasks.put(0)
-        fail(
-            f"{func.__name__} was still running {grace} s after stop was set while it waited "
-            "for a task: a get() without a timeout never looks at stop again. Wait with "
-            "tasks.get(timeout=...) and catch queue.Empty"
-        )
-    expect(not errors, f"{func.__name__} raised {errors[0]!r}" if errors else "")
     try:
-        report = results.get_nowait()
-    except queue.Empty:
-        fail('after stop was set, put "done" into results before returning')
-    expect(report == "done", f'expected "done" in results, got {report!r}')
+        early = (
+            f"{func.__name__} returned before stop was set: keep taking tasks until stop is set "
+            "(an empty queue only means there is no work yet)"
+        )
+        time.sleep(0.3)
+        expect(not errors, f"{func.__name__} raised {errors[0]!r}" if errors else "")
+        expect(thread.is_alive(), early)
+        got = _squares(results, 3, timeout=2)
+        expect(
+            got == [1, 4, 9],
+            f"for the tasks 1, 2, 3 the worker put {got} into results, expected [1, 4, 9]",
+        )
+        tasks.put(4)
+        late = _squares(results, 1, timeout=2)
+        expect(late == [16], f"a task put in later got {late}, expected [16]")
+        tasks.calls = tasks.waitless = 0
+        time.sleep(0.5)  # the queue is empty again: the worker must keep waiting for work
+        calls, waitless = tasks.calls, tasks.waitless
+        expect(not errors, f"{func.__name__} raised {errors[0]!r}" if errors else "")
+        expect(thread.is_alive(), early)
+        expect(
+            waitless < 20 and calls < 500,
+            f"while there was no task for 0.5 s, {func.__name__} asked the queue {calls} times: "
+            "it checks in a loop without waiting. Let the get() wait (with a timeout) instead",
+        )
+        extra = collect(results, 1, timeout=0)
+        if extra:
+            fail(f"{func.__name__} put {extra[0]!r} into results before stop was set")
+        stop.set()  # while the worker waits for a task that never comes
+        thread.join(timeout=grace)
+        if thread.is_alive():
+            for _ in range(3):  # unblock a get() that waits for ever, so the thread can end
+                tasks.put(0)
+            fail(
+                f"{func.__name__} was still running {grace} s after stop was set while it waited "
+                "for a task: a get() without a timeout never looks at stop again. Wait with "
+                "tasks.get(timeout=...) and catch queue.Empty"
+            )
+        expect(not errors, f"{func.__name__} raised {errors[0]!r}" if errors else "")
+        try:
+            report = results.get_nowait()
+        except queue.Empty:
+            fail('after stop was set, put "done" into results before returning')
+        expect(report == "done", f'expected "done" in results, got {report!r}')
+    finally:
+        stop.set()  # a worker left behind by a failed check must not run (or spin) for ever
+        for _ in range(3):
+            tasks.put(0)  # and a get() without a timeout gets something, so it can see stop
 
     # 2. In a real process: it must end by itself with exit code 0.
     stop, tasks, results = multiprocessing.Event(), multiprocessing.Queue(), multiprocessing.Queue()
