@@ -27,6 +27,8 @@ __all__ = [
     "plot_traffic",
     "waiter",
     "worker_until_stopped",
+    "worker_ignoring_sigterm",
+    "worker_until_interrupted",
     "baker",
     "customer",
     "shopper",
@@ -248,6 +250,37 @@ def worker_until_stopped(stop: Any, name: str, results: Any, interval: float = 0
             units += 1
     finally:
         results.put((name, "cleaned up", units))
+
+
+def worker_ignoring_sigterm(stop: Any, name: str, results: Any, interval: float = 0.05) -> None:
+    """:func:`worker_until_stopped`, but SIGTERM is ignored here: the parent decides.
+
+    A scheduler that signals every process of a job (systemd, Slurm) would otherwise kill
+    the worker before it can clean up; its parent sets ``stop`` instead.
+    """
+    import signal
+
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # before it reports "started"
+    worker_until_stopped(stop, name, results, interval)
+
+
+def worker_until_interrupted(name: str, results: Any, interval: float = 0.05) -> None:
+    """Work until a ``KeyboardInterrupt`` (SIGINT, e.g. ``Process.interrupt()``) arrives.
+
+    Puts ``(name, "started")``, then ``(name, "interrupted", units)`` from its clean-up,
+    and returns normally, so the process exits with code 0.
+    """
+    _check_str(name, "name")
+    interval = _check_seconds(interval, "interval")
+    units = 0
+    try:
+        results.put((name, "started"))
+        while True:
+            time.sleep(interval)  # one unit of work
+            units += 1
+    except KeyboardInterrupt:
+        results.put((name, "interrupted", units))
 
 
 # --- Condition: a bakery -------------------------------------------------------------

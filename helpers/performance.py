@@ -7,11 +7,12 @@ them, so a child that only sleeps or counts does not pay for those imports.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from helpers.validate import check_count as _check_count
@@ -22,6 +23,8 @@ __all__ = [
     "Comparison",
     "compare",
     "amdahl_speedup",
+    "Load",
+    "busy_elsewhere",
     "nap",
     "lane",
     "noop",
@@ -30,10 +33,13 @@ __all__ = [
     "start_join_seconds",
     "TRANSFER_METHODS",
     "transfer_seconds",
+    "checksum",
     "blas_threads",
     "one_blas_thread",
     "private_memory",
     "private_memory_after",
+    "memory_counts",
+    "profiled_busy_sum",
 ]
 
 
@@ -117,6 +123,58 @@ def amdahl_speedup(serial_fraction: float, workers: Any) -> Any:
     return 1 / (serial_fraction + (1 - serial_fraction) / workers)
 
 
+class Load:
+    """What :func:`busy_elsewhere` measured: ``cpus`` kept busy by other programs."""
+
+    def __init__(self) -> None:
+        self.cpus = math.nan
+        self.seconds = math.nan
+
+    def __repr__(self) -> str:
+        return f"Load(cpus={self.cpus:.2f} over {self.seconds:.2f} s)"
+
+
+@contextlib.contextmanager
+def busy_elsewhere() -> Iterator[Load]:
+    """Measure how many CPUs *other* programs kept busy during the ``with`` block.
+
+    CPU time used by the whole machine (``psutil.cpu_times``) minus the CPU time of this
+    process and its children, divided by the block's duration. ``load.cpus`` is set when
+    the block ends; 0 means the machine was ours alone.
+    """
+    import psutil
+
+    me = psutil.Process()
+
+    def ours() -> float:
+        total = 0.0
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:  # a child that ended meanwhile
+                continue
+            total += times.user + times.system
+        return total
+
+    def machine() -> float:
+        t = psutil.cpu_times()
+        return (
+            t.user
+            + t.system
+            + sum(getattr(t, name, 0.0) for name in ("nice", "irq", "softirq", "steal"))
+        )
+
+    load = Load()
+    wall, everyone, mine = time.perf_counter(), machine(), ours()
+    try:
+        yield load
+    finally:
+        seconds = time.perf_counter() - wall
+        used = (machine() - everyone) - (ours() - mine)
+        load.seconds = seconds
+        load.cpus = max(0.0, used / seconds) if seconds > 0 else 0.0
+
+
 def nap(seconds: float) -> float:
     """Sleep ``seconds`` (work that waits, like I/O) and return ``seconds``."""
     seconds = _check_seconds(seconds)
@@ -198,39 +256,69 @@ def start_join_seconds(method: str, target: Callable[[], Any] = noop, repeat: in
 
 # --- 4. The cost of moving data -------------------------------------------------------
 
-TRANSFER_METHODS = ("pipe", "queue", "shared memory")
+TRANSFER_METHODS = ("pipe", "queue", "shared memory", "new shared memory")
+
+
+def checksum(data: Any) -> int:
+    """Read every byte of a uint8 NumPy array (or bytes): their sum, as 8-byte words mod 2**64.
+
+    The receivers in :func:`transfer_seconds` call it, so each one really reads the data.
+    """
+    import numpy as np
+
+    array = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
+    if not isinstance(array, np.ndarray) or array.dtype != np.uint8 or array.ndim != 1:
+        raise TypeError("data must be bytes or a 1-D uint8 NumPy array")
+    if len(array) % 8 == 0:
+        return int(array.view(np.uint64).sum())
+    return int(array.sum(dtype=np.uint64))
 
 
 def _sink(method: str, data: Any, control: Any, shm_name: str | None) -> None:
-    """Child for :func:`transfer_seconds`: receive payloads until told to stop; reply with
-    the length and the first and last byte of each (proof that this version arrived)."""
+    """Child for :func:`transfer_seconds`: receive payloads until told to stop, and consume
+    each one (sum all its bytes, as real work would read them); reply with the length and
+    the sum (proof that this round's data arrived and was read)."""
     from multiprocessing import shared_memory
+
+    import numpy as np
 
     shm = shared_memory.SharedMemory(name=shm_name) if shm_name else None
     try:
         control.send("ready")
-        while (nbytes := control.recv()) is not None:
-            if method == "pipe":
-                payload = data.recv_bytes()  # raw bytes: no pickling
-            elif method == "queue":
-                payload = data.get()  # a pickled NumPy array
+        while (message := control.recv()) is not None:
+            if method == "new shared memory":
+                nbytes, name = message
+                block = shared_memory.SharedMemory(name=name)  # attach to this round's block
+                view = np.ndarray(nbytes, dtype=np.uint8, buffer=block.buf)
+                reply = (len(view), checksum(view))
+                del view
+                block.close()
             else:
-                payload = shm.buf[:nbytes]  # a view: nothing is copied
-            control.send((len(payload), payload[0], payload[-1]))
-            del payload
+                nbytes = message
+                if method == "pipe":
+                    payload = np.frombuffer(data.recv_bytes(), dtype=np.uint8)  # raw bytes
+                elif method == "queue":
+                    payload = data.get()  # a pickled NumPy array
+                else:
+                    payload = np.ndarray(nbytes, dtype=np.uint8, buffer=shm.buf)  # a view
+                reply = (len(payload), checksum(payload))
+                del payload
+            control.send(reply)
     finally:
         if shm is not None:
             shm.close()
 
 
 def transfer_seconds(method: str, sizes: Sequence[int], rounds: int = 3) -> dict[int, float]:
-    """Seconds to hand a fresh ``size``-byte NumPy array to a child, for each size.
+    """Seconds to hand a fresh ``size``-byte NumPy array to a child that reads all of it.
 
-    ``method``: ``"pipe"`` (``send_bytes``), ``"queue"`` (``put`` of the array) or
-    ``"shared memory"`` (copy into a ``SharedMemory`` block the child reads in place).
-    Each round the parent changes the data, hands it over and waits for the child's
-    reply; the result is the fastest of ``rounds`` rounds (after one warm-up round).
-    One child (default start method) serves all sizes.
+    ``method``: ``"pipe"`` (``send_bytes``), ``"queue"`` (``put`` of the array),
+    ``"shared memory"`` (copy into a ``SharedMemory`` block made once, which the child
+    reads in place) or ``"new shared memory"`` (every round a new block: create it, copy
+    the data in, the child attaches and reads, then close and unlink it). Each round the
+    parent changes the data, hands it over and waits for the child's reply, which carries
+    the sum of every byte; the result is the fastest of ``rounds`` rounds (after one
+    warm-up round). One child (default start method) serves all sizes.
     """
     from multiprocessing import shared_memory
 
@@ -267,8 +355,13 @@ def transfer_seconds(method: str, sizes: Sequence[int], rounds: int = 3) -> dict
             times = []
             for i in range(rounds + 1):
                 payload[0], payload[-1] = i % 256, (i * 7) % 256
+                block = None
                 start = time.perf_counter()
-                if method == "shared memory":
+                if method == "new shared memory":
+                    block = shared_memory.SharedMemory(create=True, size=size)
+                    np.ndarray(size, dtype=np.uint8, buffer=block.buf)[:] = payload
+                    control.send((size, block.name))
+                elif method == "shared memory":
                     view[:] = payload  # write the data first, then tell the child
                     control.send(size)
                 else:
@@ -278,8 +371,11 @@ def transfer_seconds(method: str, sizes: Sequence[int], rounds: int = 3) -> dict
                     else:
                         q.put(payload)
                 reply = control.recv()
+                if block is not None:
+                    block.close()
+                    block.unlink()
                 times.append(time.perf_counter() - start)
-                if tuple(reply) != (size, payload[0], payload[-1]):
+                if tuple(reply) != (size, checksum(payload)):
                     raise RuntimeError(
                         f"the {method} child received {reply}, not this round's data"
                     )
@@ -349,6 +445,26 @@ def private_memory(_: Any = None) -> int:
     return _private_bytes()
 
 
+def memory_counts(data: Any, line_up: Any, results: Any = None) -> dict[str, int] | None:
+    """Read all of ``data`` (a NumPy array), then measure this process's memory (Linux).
+
+    Waits at the Barrier ``line_up`` before measuring and again after, so that every
+    process sharing the data is alive while each one measures. Returns (or, with
+    ``results``, puts there) ``{"rss": ..., "uss": ..., "pss": ...}`` in bytes.
+    """
+    import psutil
+
+    data.sum()
+    line_up.wait()
+    info = psutil.Process().memory_full_info()
+    counts = {"rss": info.rss, "uss": info.uss, "pss": info.pss}
+    line_up.wait()
+    if results is None:
+        return counts
+    results.put(counts)
+    return None
+
+
 def private_memory_after(data: Any, action: str, results: Any) -> None:
     """Child: do ``action`` with ``data``, put the growth of this process's private memory
     (USS, bytes) on ``results``.
@@ -359,6 +475,7 @@ def private_memory_after(data: Any, action: str, results: Any) -> None:
     """
     import gc
 
+    gc.enable()  # a child re-enables the collector that its parent disabled before forking
     if action not in ("nothing", "read", "sum", "collect"):
         raise ValueError(f"action must be nothing, read, sum or collect, got {action!r}")
     before = _private_bytes()
@@ -370,3 +487,25 @@ def private_memory_after(data: Any, action: str, results: Any) -> None:
     elif action == "collect":
         gc.collect()
     results.put(_private_bytes() - before)
+
+
+# --- 9. More tools ---------------------------------------------------------------------
+
+
+def profiled_busy_sum(n: int, folder: str) -> int:
+    """``busy_sum(n)`` under cProfile; the statistics go to a new file in ``folder``.
+
+    One file per task (``<pid>-<counter>.prof``), which the parent merges with
+    ``pstats.Stats(*files)``.
+    """
+    import cProfile
+    import os
+
+    _check_count(n, "n")
+    if not isinstance(folder, str) or not os.path.isdir(folder):
+        raise ValueError(f"folder must be an existing folder, got {folder!r}")
+    with cProfile.Profile() as profiler:
+        result = busy_sum(n)
+    name = f"{os.getpid()}-{time.perf_counter_ns()}.prof"
+    profiler.dump_stats(os.path.join(folder, name))
+    return result

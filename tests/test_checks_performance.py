@@ -9,42 +9,74 @@ from helpers.checks import performance as checks
 
 
 def good_plan(timings):
+    ns = np.array(sorted(timings), dtype=float)
+    seconds = np.array([timings[n] for n in sorted(timings)])
+    columns = np.column_stack([np.ones_like(ns), 1 / ns, ns])
+    (a, b, c), *_ = np.linalg.lstsq(columns, seconds, rcond=None)
+    candidates = np.arange(1, 65)
+    return candidates[np.argmin(a + b / candidates + c * candidates)]  # a NumPy integer
+
+
+def polyfit_plan(timings):
+    # n * T(n) = a*n + b + c*n**2: a parabola in n, fitted with polyfit
+    ns = np.array(sorted(timings), dtype=float)
+    c, a, b = np.polyfit(ns, ns * np.array([timings[n] for n in sorted(timings)]), 2)
+    return min(range(1, 65), key=lambda n: a + b / n + c * n)
+
+
+def sqrt_plan(timings):
+    a, b, c = checks.fit_model(timings)
+    return float(min(64, max(1, round((b / c) ** 0.5)))) if c > 0 else 64.0
+
+
+def measured_best_plan(timings):
+    return min(timings, key=timings.get)
+
+
+def amdahl_plan(timings):
     ns = sorted(timings)
     speedups = [timings[1] / timings[n] for n in ns]
     _, f = np.polyfit([1 / n for n in ns], [1 / s for s in speedups], 1)
-    return float(f), max(n for n in range(1, 65) if 1 / (f * n + 1 - f) >= 0.5)
+    return max(n for n in range(1, 65) if 1 / (f * n + 1 - f) >= 0.5)
 
 
-def slope_plan(timings):
-    ns = sorted(timings)
-    slope, _ = np.polyfit([1 / n for n in ns], [timings[1] / timings[n] for n in ns][::-1], 1)
-    f, _ = good_plan(timings)
-    return 1 - f, 4
+def uncapped_sqrt_plan(timings):
+    a, b, c = checks.fit_model(timings)
+    return round((b / c) ** 0.5)
 
 
-def seconds_plan(timings):
-    ns = sorted(timings)
-    _, intercept = np.polyfit([1 / n for n in ns], [timings[n] for n in ns], 1)
-    return float(intercept), 4
+def no_serial_term_plan(timings):
+    ns = np.array(sorted(timings), dtype=float)
+    seconds = np.array([timings[n] for n in sorted(timings)])
+    (b, c), *_ = np.linalg.lstsq(np.column_stack([1 / ns, ns]), seconds, rcond=None)
+    return min(range(1, 65), key=lambda n: b / n + c * n)
 
 
-def table_max_plan(timings):
-    return good_plan(timings)[0], max(timings)
+def mutating_plan(timings):
+    answer = good_plan(timings)
+    timings.clear()
+    return answer
 
 
-def test_plan_workers_accepts_the_solution(capsys):
-    checks.check_plan_workers(good_plan)
+@pytest.mark.parametrize("answer", [good_plan, polyfit_plan, sqrt_plan])
+def test_plan_workers_accepts_right_answers_of_any_shape(answer, capsys):
+    checks.check_plan_workers(answer)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
 @pytest.mark.parametrize(
     ("answer", "hint"),
     [
-        (lambda t: None, "return a tuple"),
-        (slope_plan, "slope"),
-        (seconds_plan, "seconds, not speed-ups"),
-        (table_max_plan, "largest count in the table"),
-        (lambda t: (good_plan(t)[0], 1), "1 / \\(f\\*n \\+ 1 - f\\)"),
+        (lambda t: None, "whole number"),
+        (lambda t: 12.5, "whole number"),
+        (lambda t: True, "whole number"),
+        (lambda t: 14, "predicts"),
+        (measured_best_plan, "fastest count that was measured"),
+        (amdahl_plan, "predicts"),
+        (uncapped_sqrt_plan, "choose from 1 to 64"),
+        (lambda t: max(t), "predicts"),
+        (mutating_plan, "changed the timings"),
+        (lambda t: 1 / 0, "ZeroDivisionError"),
     ],
 )
 def test_plan_workers_rejects_mistakes_with_hints(answer, hint):
@@ -53,8 +85,13 @@ def test_plan_workers_rejects_mistakes_with_hints(answer, hint):
 
 
 def test_reference_plan_values():
-    assert [checks.reference_plan(t)[1] for t in checks.TIMING_TABLES] == [4, 9, 29]
-    assert checks.reference_plan(checks.TIMING_TABLES[0])[0] == pytest.approx(0.3, abs=1e-3)
+    assert [checks.reference_plan(t) for t in checks.TIMING_TABLES] == [14, 53, 3, 64, 10]
+    assert checks.fit_model({1: 3.0, 2: 2.5, 4: 3.0})[2] > 0
+
+
+def test_no_serial_term_is_wrong_somewhere():
+    with pytest.raises(ExerciseFailed):
+        checks.check_plan_workers(no_serial_term_plan)
 
 
 def good_init(total_cpus, workers):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
+import signal
 import threading
 import time
 
@@ -328,6 +330,24 @@ def test_check_task_worker_fails_the_skeleton_fast():
     assert time.perf_counter() - started < 1
 
 
+def peeking_worker(stop, tasks, results):
+    while not stop.is_set():
+        if tasks.empty():  # looks, never waits
+            continue
+        results.put(tasks.get() ** 2)
+    results.put("done")
+
+
+def spinning_worker(stop, tasks, results):
+    while not stop.is_set():
+        try:
+            number = tasks.get_nowait()  # never waits: spins while the queue is empty
+        except queue.Empty:
+            continue
+        results.put(number * number)
+    results.put("done")
+
+
 @pytest.mark.parametrize(
     "answer, hint",
     [
@@ -335,50 +355,134 @@ def test_check_task_worker_fails_the_skeleton_fast():
         (quitter_worker, "returned before stop was set"),
         (mute_worker, 'put "done"'),
         (wrong_worker, "expected \\[1, 4, 9\\]"),
+        (spinning_worker, "checks in a loop without waiting"),
+        (peeking_worker, "checks in a loop without waiting"),
     ],
 )
 def test_check_task_worker_fails_wrong_answers(answer, hint):
+    threads = threading.active_count()
     with pytest.raises(ExerciseFailed, match=hint):
         check.check_task_worker(answer)
+    deadline = time.monotonic() + 3
+    while threading.active_count() > threads and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= threads  # the learner's thread did not stay behind
 
 
-def bake(shelf, loaves, capacity):
+def bake(shelf, loaves, capacity, timeout):
     with shelf:
-        shelf.wait_for(lambda: loaves.value < capacity, timeout=10)
+        if not shelf.wait_for(lambda: loaves.value < capacity, timeout):
+            return False  # still no room
         loaves.value += 1
         shelf.notify_all()
+        return True
 
 
-def bake_with_a_loop(shelf, loaves, capacity):
+def bake_with_a_deadline_loop(shelf, loaves, capacity, timeout):
+    deadline = time.monotonic() + timeout
     with shelf:
         while loaves.value >= capacity:
-            shelf.wait(timeout=0.5)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            shelf.wait(left)
+        loaves.value += 1
+        shelf.notify_all()
+    return True
+
+
+def bake_notify_all_first(shelf, loaves, capacity, timeout):
+    with shelf:
+        room = shelf.wait_for(lambda: loaves.value < capacity, timeout=timeout)
+        if room:
+            shelf.notify_all()  # nobody can look before we release the lock
+            loaves.value += 1
+        return bool(room)
+
+
+def skeleton_bake(shelf, loaves, capacity, timeout):
+    loaves.value += 1
+    return True
+
+
+def unlocked_bake(shelf, loaves, capacity, timeout):
+    shelf.wait_for(lambda: loaves.value < capacity, timeout)
+    loaves.value += 1
+    return True
+
+
+def silent_bake(shelf, loaves, capacity, timeout):
+    with shelf:
+        if not shelf.wait_for(lambda: loaves.value < capacity, timeout):
+            return False
+        loaves.value += 1
+        return True
+
+
+def notify_one_bake(shelf, loaves, capacity, timeout):
+    with shelf:
+        if not shelf.wait_for(lambda: loaves.value < capacity, timeout):
+            return False
         loaves.value += 1
         shelf.notify()
+        return True
 
 
-def skeleton_bake(shelf, loaves, capacity):
-    loaves.value += 1
-
-
-def unlocked_bake(shelf, loaves, capacity):
-    shelf.wait_for(lambda: loaves.value < capacity, timeout=10)
-    loaves.value += 1
-
-
-def silent_bake(shelf, loaves, capacity):
+def notify_two_bake(shelf, loaves, capacity, timeout):
     with shelf:
-        shelf.wait_for(lambda: loaves.value < capacity, timeout=10)
+        if not shelf.wait_for(lambda: loaves.value < capacity, timeout):
+            return False
         loaves.value += 1
+        shelf.notify(2)  # one baker and one customer?
+        return True
 
 
-def always_waiting_bake(shelf, loaves, capacity):
+def ignoring_timeout_bake(shelf, loaves, capacity, timeout):
     with shelf:
-        shelf.wait()  # waits for a notification even when there is room
+        shelf.wait_for(lambda: loaves.value < capacity, timeout)  # result ignored
         loaves.value += 1
+        shelf.notify_all()
+        return True
 
 
-@pytest.mark.parametrize("answer", [bake, bake_with_a_loop])
+def no_recheck_bake(shelf, loaves, capacity, timeout):
+    with shelf:
+        if loaves.value >= capacity and not shelf.wait(timeout):
+            return False
+        loaves.value += 1
+        shelf.notify_all()
+        return True
+
+
+def own_timeout_bake(shelf, loaves, capacity, timeout):
+    with shelf:
+        if not shelf.wait_for(lambda: loaves.value < capacity, 10):
+            return False
+        loaves.value += 1
+        shelf.notify_all()
+        return True
+
+
+def polling_bake(shelf, loaves, capacity, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with shelf:
+            if loaves.value < capacity:
+                loaves.value += 1
+                shelf.notify_all()
+                return True
+    return False
+
+
+def always_waiting_bake(shelf, loaves, capacity, timeout):
+    with shelf:
+        shelf.wait(timeout)  # waits for a notification even when there is room
+        loaves.value += 1
+        shelf.notify_all()
+        return True
+
+
+@pytest.mark.parametrize("answer", [bake, bake_with_a_deadline_loop, bake_notify_all_first])
 def test_check_bounded_baker_passes_right_answers(answer, capsys):
     check.check_bounded_baker(answer)
     assert "Correct" in capsys.readouterr().out
@@ -395,7 +499,13 @@ def test_check_bounded_baker_fails_the_skeleton_fast():
     "answer, hint",
     [
         (unlocked_bake, "inside `with shelf:`"),
-        (silent_bake, "notify_all"),
+        (silent_bake, "Wake them all"),
+        (notify_one_bake, "a notify\\(\\) that wakes one waiter"),
+        (notify_two_bake, "Wake them all"),
+        (ignoring_timeout_bake, "add nothing"),
+        (no_recheck_bake, "check\\s+again for room"),
+        (own_timeout_bake, "still waiting 2 s after its timeout"),
+        (polling_bake, "did not wait on the Condition"),
         (always_waiting_bake, "waited although the shelf had room"),
     ],
 )
@@ -409,3 +519,33 @@ def test_checks_reject_non_functions():
         check.check_task_worker(print)
     with pytest.raises(TypeError, match="func"):
         check.check_bounded_baker(print)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM") or os.name != "posix", reason="POSIX signals")
+def test_worker_ignoring_sigterm_survives_sigterm_and_stops_on_the_event():
+    stop, results = multiprocessing.Event(), multiprocessing.Queue()
+    p = multiprocessing.Process(target=events.worker_ignoring_sigterm, args=(stop, "w", results))
+    p.start()
+    assert results.get(timeout=30) == ("w", "started")
+    os.kill(p.pid, signal.SIGTERM)
+    time.sleep(0.2)
+    assert p.is_alive()
+    stop.set()
+    name, what, _units = results.get(timeout=10)
+    p.join(timeout=5)
+    assert (name, what, p.exitcode) == ("w", "cleaned up", 0)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGINT to a child: POSIX")
+def test_worker_until_interrupted_cleans_up_on_sigint():
+    results = multiprocessing.Queue()
+    p = multiprocessing.Process(target=events.worker_until_interrupted, args=("w", results))
+    p.start()
+    assert results.get(timeout=30) == ("w", "started")
+    time.sleep(0.1)
+    os.kill(p.pid, signal.SIGINT)
+    name, what, _units = results.get(timeout=10)
+    p.join(timeout=5)
+    assert (name, what, p.exitcode) == ("w", "interrupted", 0)
+    with pytest.raises(ValueError, match="interval"):
+        events.worker_until_interrupted("w", results, interval=-1)

@@ -144,3 +144,47 @@ def test_numpy_loaded_in_a_spawned_child_only_after_importing_it():
     assert performance.numpy_loaded()
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as ex:
         assert ex.submit(performance.numpy_loaded).result(timeout=60) is False
+
+
+def test_checksum_reads_every_byte():
+    import numpy as np
+
+    data = np.arange(64, dtype=np.uint8)
+    assert performance.checksum(data) == performance.checksum(bytes(data))
+    changed = data.copy()
+    changed[-1] += 1
+    assert performance.checksum(changed) != performance.checksum(data)
+    assert performance.checksum(np.ones(7, dtype=np.uint8)) == 7  # not a multiple of 8
+    with pytest.raises(TypeError, match="data"):
+        performance.checksum(np.ones(8, dtype=np.int64))
+
+
+def test_busy_elsewhere_does_not_count_this_process():
+    with performance.busy_elsewhere() as load:
+        work.busy_sum(work.calibrate(0.1))
+    assert load.seconds > 0 and load.cpus >= 0
+    assert "Load(" in repr(load)
+
+
+def test_profiled_busy_sum_writes_one_profile_per_task(tmp_path):
+    import pstats
+
+    assert performance.profiled_busy_sum(1000, str(tmp_path)) == work.busy_sum(1000)
+    performance.profiled_busy_sum(1000, str(tmp_path))
+    files = sorted(str(f) for f in tmp_path.glob("*.prof"))
+    assert len(files) == 2
+    calls = {f[2]: c[1] for f, c in pstats.Stats(*files).stats.items()}
+    assert calls["busy_sum"] == 2
+    with pytest.raises(ValueError, match="folder"):
+        performance.profiled_busy_sum(10, str(tmp_path / "missing"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PSS is Linux-only")
+def test_memory_counts_reports_rss_uss_pss():
+    import threading
+
+    import numpy as np
+
+    counts = performance.memory_counts(np.ones(1000), threading.Barrier(1))
+    assert set(counts) == {"rss", "uss", "pss"}
+    assert 0 < counts["uss"] <= counts["pss"] <= counts["rss"]
