@@ -22,7 +22,7 @@ from helpers.checks import call_with_timeout, expect, fail, passed
 __all__ = ["Page", "Parsed", "download", "parse", "check_download_and_parse"]
 
 DOWNLOAD_SECONDS = 0.15  # each download waits this long
-PARSE_CPU_SECONDS = 0.08  # each parse computes this long (CPU time of its thread)
+PARSE_CPU_SECONDS = 0.12  # each parse computes this long (CPU time of its thread)
 # Processes multiprocessing starts for its own bookkeeping: not the answer's to stop.
 _BOOKKEEPERS = ("resource_tracker", "forkserver")
 
@@ -97,10 +97,33 @@ def _settled(before_threads: int, seconds: float = 3.0) -> tuple[list[Any], int]
         time.sleep(0.05)
 
 
-def _run(answer: Any, urls: list[str], timeout: float) -> list[Any]:
-    """Call the answer on ``urls`` and return its results as a list (or fail with a hint)."""
+class _PeakChildren:
+    """Count, every 50 ms while active, the child processes running at once; keep the peak."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, len(_our_children()))
+
+    def __enter__(self) -> _PeakChildren:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def _run(answer: Any, urls: list[str], timeout: float) -> tuple[list[Any], int]:
+    """Call the answer on ``urls``; return its results as a list (or fail with a hint), and
+    the peak number of child processes running at once during the call."""
     before_threads = threading.active_count()
-    outcome = call_with_timeout(answer, (list(urls), download, parse), timeout)
+    with _PeakChildren() as children_seen:
+        outcome = call_with_timeout(answer, (list(urls), download, parse), timeout)
     if not outcome:
         fail(
             f"download_and_parse({len(urls)} urls) had not returned after {timeout:.0f} s: "
@@ -134,7 +157,7 @@ def _run(answer: Any, urls: list[str], timeout: float) -> list[Any]:
         f"{extra_threads} thread(s) were still running after download_and_parse returned: "
         "shut down every executor you start (a `with` block does it)",
     )
-    return results
+    return results, children_seen.peak
 
 
 def check_download_and_parse(download_and_parse: Any) -> None:
@@ -145,7 +168,7 @@ def check_download_and_parse(download_and_parse: Any) -> None:
     )
     tag = random.randrange(1000, 9999)
     urls = [f"https://example.com/{tag}/page-{i}{'x' * i}" for i in range(5)]
-    results = _run(download_and_parse, urls, timeout=8)
+    results, peak = _run(download_and_parse, urls, timeout=8)
     expect(
         all(isinstance(r, Parsed) for r in results),
         "return what parse() returned for each page (a list of its results), not "
@@ -174,16 +197,18 @@ def check_download_and_parse(download_and_parse: Any) -> None:
         "process take turns at it. Where can two parses really run at the same time?",
     )
     parse_pids = {s.pid for s in parse_spans}
+    # Two processes parsed at the same time; or, on a busy machine where one worker started
+    # late and found no work left, at least two child processes were running at once.
     expect(
-        len(parse_pids) >= 2 and timeline.max_overlap(parse_spans) >= 2,
+        (len(parse_pids) >= 2 and timeline.max_overlap(parse_spans) >= 2) or peak >= 2,
         f"parse() ran in {len(parse_pids)} process(es) and never in two at the same time: "
         "use at least two worker processes for parsing",
     )
     expect(
-        _run(download_and_parse, [], timeout=8) == [],
+        _run(download_and_parse, [], timeout=8)[0] == [],
         "with no urls, return an empty list",
     )
     passed(
-        "the downloads waited side by side, and the pages were parsed in "
-        f"{len(parse_pids)} processes at the same time"
+        "the downloads waited side by side, and the pages were parsed in worker processes "
+        f"({len(parse_pids)} of them did the parsing)"
     )
