@@ -21,7 +21,7 @@ from helpers.checks import call_with_timeout, expect, fail, passed
 
 __all__ = ["Page", "Parsed", "download", "parse", "check_download_and_parse"]
 
-DOWNLOAD_SECONDS = 0.15  # each download waits this long
+DOWNLOAD_SECONDS = 0.1  # each download waits this long
 PARSE_CPU_SECONDS = 0.12  # each parse computes this long (CPU time of its thread)
 # Processes multiprocessing starts for its own bookkeeping: not the answer's to stop.
 _BOOKKEEPERS = ("resource_tracker", "forkserver")
