@@ -25,8 +25,22 @@ __all__ = [
     "nap",
     "start_a_pool",
     "DownloadProcess",
+    "SpawnDownloadProcess",
     "captured_stderr",
+    "IMPORTED_IN",
+    "where_imported",
+    "SETTING",
+    "report_setting",
+    "read_a_line",
+    "nap_then_report",
 ]
+
+# The pid of the process that imported this module: a fork server that preloaded it, or
+# the process itself (chapter 01 uses it to show what set_forkserver_preload changes).
+IMPORTED_IN = os.getpid()
+
+# A module global: a parent may change it, but a spawned child imports the module afresh.
+SETTING = "default"
 
 
 def _check_sink(sink: Any) -> None:
@@ -110,6 +124,45 @@ class DownloadProcess(multiprocessing.Process):
     def run(self) -> None:
         work.fake_download(self.url, self.seconds, sink=self.sink)
         self.finished = True  # changes the child's copy only
+
+
+class SpawnDownloadProcess(multiprocessing.get_context("spawn").Process, DownloadProcess):
+    """:class:`DownloadProcess`, always started with ``spawn``: ``start()`` pickles it."""
+
+
+def where_imported(sink: Any) -> None:
+    """Put ``(IMPORTED_IN, own pid, os.getppid())`` on ``sink``: who imported this module."""
+    _check_sink(sink)
+    sink.put((IMPORTED_IN, os.getpid(), os.getppid()))
+
+
+def report_setting(sink: Any) -> None:
+    """Put the value of the module global :data:`SETTING`, as this process sees it, on ``sink``."""
+    _check_sink(sink)
+    sink.put(SETTING)
+
+
+def read_a_line(sink: Any) -> None:
+    """Try ``input()`` and put what happened on ``sink``: the line, or the exception's name."""
+    _check_sink(sink)
+    try:
+        sink.put(("line", input()))
+    except Exception as exc:  # in a child: EOFError, its stdin is os.devnull
+        sink.put((type(exc).__name__, str(exc)))
+
+
+def nap_then_report(seconds: float, sink: Any) -> None:
+    """Put ``"sleeping"`` on ``sink``, sleep ``seconds``, then put ``"cleaned up"`` in ``finally``.
+
+    Used to show which ways of stopping a process let ``finally`` blocks run.
+    """
+    _check_sink(sink)
+    seconds = _check_seconds(seconds)
+    try:
+        sink.put("sleeping")
+        time.sleep(seconds)
+    finally:
+        sink.put("cleaned up")
 
 
 class captured_stderr:

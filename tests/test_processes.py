@@ -103,6 +103,11 @@ def test_download_process_subclass():
         (lambda: processes.DownloadProcess(3, multiprocessing.SimpleQueue()), TypeError),
         (lambda: processes.DownloadProcess("u", object()), TypeError),
         (lambda: processes.DownloadProcess("u", multiprocessing.SimpleQueue(), -1), ValueError),
+        (lambda: processes.where_imported(None), TypeError),
+        (lambda: processes.report_setting(None), TypeError),
+        (lambda: processes.read_a_line(None), TypeError),
+        (lambda: processes.nap_then_report(1, None), TypeError),
+        (lambda: processes.nap_then_report(-1, multiprocessing.SimpleQueue()), ValueError),
     ],
 )
 def test_bad_arguments_are_rejected(call, error):
@@ -117,3 +122,66 @@ def test_start_a_pool_works_in_a_normal_process_but_not_in_a_pool_worker():
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         with pytest.raises(AssertionError, match="daemonic processes are not allowed"):
             pool.apply(processes.start_a_pool, (1,))
+
+
+def test_where_imported_tells_a_preloading_server_from_the_child():
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=processes.where_imported, args=(q,))
+    p.start()
+    imported_in, pid, ppid = q.get(timeout=30)
+    p.join(timeout=30)
+    assert imported_in == pid == p.pid and ppid == os.getpid()  # spawn: the child imports it
+    if "fork" in multiprocessing.get_all_start_methods():
+        fork = multiprocessing.get_context("fork")
+        q = fork.Queue()
+        p = fork.Process(target=processes.where_imported, args=(q,))
+        p.start()
+        imported_in, pid, _ = q.get(timeout=30)
+        p.join(timeout=30)
+        assert imported_in == processes.IMPORTED_IN != pid  # fork: a copy of ours
+
+
+def test_a_spawned_child_sees_the_original_setting_and_an_empty_stdin(monkeypatch):
+    monkeypatch.setattr(processes, "SETTING", "changed")
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    children = [
+        ctx.Process(target=processes.report_setting, args=(q,)),
+        ctx.Process(target=processes.read_a_line, args=(q,)),
+    ]
+    for p in children:
+        p.start()
+    got = [q.get(timeout=30) for _ in children]
+    for p in children:
+        p.join(timeout=30)
+    assert "default" in got and ("EOFError", "EOF when reading a line") in got
+
+
+def test_nap_then_report_cleans_up_unless_terminated():
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    quick = ctx.Process(target=processes.nap_then_report, args=(0, q))
+    quick.start()
+    assert [q.get(timeout=30), q.get(timeout=30)] == ["sleeping", "cleaned up"]
+    quick.join(timeout=30)
+    stuck = ctx.Process(target=processes.nap_then_report, args=(30, q))
+    stuck.start()
+    assert q.get(timeout=30) == "sleeping"
+    stuck.terminate()
+    stuck.join(timeout=30)
+    assert stuck.exitcode == -signal.SIGTERM and q.empty()
+
+
+def test_spawn_download_process_pickles_its_attributes():
+    q = multiprocessing.get_context("spawn").Queue()
+    p = processes.SpawnDownloadProcess("https://example.org/y", q, seconds=0.05)
+    p.unpicklable = lambda: None
+    with pytest.raises(Exception, match="pickle"):
+        p.start()
+    assert p.pid is None
+    del p.unpicklable
+    p.start()
+    assert q.get(timeout=30).pid == p.pid
+    p.join(timeout=30)
+    assert p.exitcode == 0
