@@ -76,6 +76,16 @@ def bounded_skeleton(executor, fn, items, limit):
     return None
 
 
+def bounded_to_three(executor, fn, items, limit):
+    return right_bounded_map(executor, fn, items, 3)
+
+
+def bounded_empty_crashes(executor, fn, items, limit):
+    results = right_bounded_map(executor, fn, items, limit)
+    results[0]  # IndexError on an empty input
+    return results
+
+
 def bounded_with_map(executor, fn, items, limit):
     return list(executor.map(fn, items))
 
@@ -116,6 +126,8 @@ def bounded_raises(executor, fn, items, limit):
         (bounded_completion_order, "not in input order"),
         (bounded_without_executor, "never called executor.submit"),
         (bounded_raises, "raised KeyError"),
+        (bounded_to_three, "limit=1): 3 calls were in flight"),
+        (bounded_empty_crashes, "raised IndexError"),
     ],
 )
 def test_check_bounded_map_fails_wrong_answers(wrong, hint):

@@ -143,9 +143,42 @@ def check_bounded_map(bounded_map: Callable[..., Any], *, timeout: float = 10.0)
             else f"expected {expected}, got {value}"
         )
         fail(hint)
+    for limit, count in ((1, 5), (4, 2), (2, 0)):  # one at a time; fewer items than limit; none
+        _check_small_run(bounded_map, limit, count, timeout)
     passed(
         f"{BOUNDED_ITEMS} calls with never more than {executor.max_in_flight} in flight, "
-        "results in input order."
+        "results in input order; limits 1 and 4 and an empty input work too."
+    )
+
+
+def _tenfold(item: int) -> int:
+    time.sleep(0.01)
+    return item * 10
+
+
+def _check_small_run(bounded_map: Callable[..., Any], limit: int, count: int, timeout: float):
+    """Run ``bounded_map`` over ``count`` quick items with ``limit``; fail on a wrong answer."""
+    executor = WatchedExecutor(max_workers=limit + 2)
+    try:
+        outcome = call_with_timeout(
+            bounded_map, (executor, _tenfold, iter(range(count)), limit), timeout
+        )
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+    where = f"bounded_map(executor, fn, <{count} items>, limit={limit})"
+    if not outcome:
+        fail(f"{where} did not return within {timeout:.0f} s: wait with a timeout")
+    if "error" in outcome:
+        exc = outcome["error"]
+        fail(f"{where} raised {type(exc).__name__}: {exc}")
+    expect(
+        executor.max_in_flight <= limit,
+        f"{where}: {executor.max_in_flight} calls were in flight at once",
+    )
+    expected = [i * 10 for i in range(count)]
+    expect(
+        outcome["value"] == expected,
+        f"{where} returned {outcome['value']!r}, expected {expected}",
     )
 
 
