@@ -191,7 +191,11 @@ def flaky_sqrt(x: float, attempt: int, seconds: float = 0.05) -> Root:
     if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
         raise ValueError(f"attempt must be an int >= 1, got {attempt!r}")
     seconds = _check_seconds(seconds)
-    result = checked_sqrt(x)  # a negative x fails here, on every attempt
+    if x < 0:  # fails at once, on every attempt
+        raise ValueError(
+            f"cannot take the square root of a negative number: {x} (attempt {attempt})"
+        )
+    result = math.sqrt(x)
     start = timeline.now()
     time.sleep(seconds)
     if attempt <= int(x) % 3:

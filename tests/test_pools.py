@@ -247,6 +247,42 @@ def roots_in_the_parent(values, attempts):
     return {v: math.sqrt(v) for v in results}, errors
 
 
+def retries_value_errors(values, attempts):
+    results, errors = {}, {}
+    todo = list(values)
+    with multiprocessing.Pool(2) as pool:
+        for attempt in range(1, attempts + 1):
+            handles = {v: pool.apply_async(pools.flaky_sqrt, (v, attempt)) for v in todo}
+            todo = []
+            for v, handle in handles.items():
+                try:
+                    results[v] = handle.get(timeout=30)
+                    errors.pop(v, None)
+                except (ConnectionError, ValueError) as exc:
+                    errors[v] = exc
+                    todo.append(v)
+    return results, errors
+
+
+def first_error_kept(values, attempts):
+    results, errors = {}, {}
+    todo = list(values)
+    with multiprocessing.Pool(2) as pool:
+        for attempt in range(1, attempts + 1):
+            handles = {v: pool.apply_async(pools.flaky_sqrt, (v, attempt)) for v in todo}
+            todo = []
+            for v, handle in handles.items():
+                try:
+                    results[v] = handle.get(timeout=30)
+                    errors.pop(v, None)
+                except ConnectionError as exc:
+                    errors.setdefault(v, exc)
+                    todo.append(v)
+                except ValueError as exc:
+                    errors[v] = exc
+    return results, errors
+
+
 def errors_as_text(values, attempts):
     results, errors = right_retries(values, attempts)
     return results, {v: str(e) for v, e in errors.items()}
@@ -268,6 +304,8 @@ def test_check_run_with_retries_passes_right_answers(capsys, answer):
         (in_the_parent, "in a worker"),
         (errors_as_text, "ValueError on every attempt"),
         (two_attempts, "attempts=1"),
+        (retries_value_errors, "only a ConnectionError is worth another attempt"),
+        (first_error_kept, "not the error of attempt"),
         (one_call_at_a_time, "no two calls ran at the same time"),
         (serial_retries, "the retries ran one after another"),
         (pool_left_running, "still running"),
@@ -335,6 +373,17 @@ def chunked(values):
     return None
 
 
+def looks_ahead(values):
+    bad = [i for i, v in enumerate(values) if v < 0]
+    if not bad:
+        return None
+    with multiprocessing.Pool(2) as pool:
+        try:
+            pool.apply_async(pools.slow_sqrt, (values[bad[0]],)).get(timeout=30)
+        except ValueError as exc:
+            return bad[0], exc
+
+
 def never_stopped(values):
     pool = multiprocessing.Pool(2)
     results = pool.imap(pools.slow_sqrt, values)
@@ -363,6 +412,7 @@ def test_check_first_failure_passes_the_right_answer(capsys):
         (always_a_tuple, "with no error, return None"),
         (chunked, "the chunk's first position"),
         (never_stopped, "still running"),
+        (looks_ahead, "sooner than slow_sqrt(1) takes"),
     ],
 )
 def test_check_first_failure_fails_wrong_answers(wrong, hint):

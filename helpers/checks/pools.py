@@ -20,7 +20,7 @@ __all__ = ["RETRY_BATCH", "FIRST_FAILURE_BATCH", "check_run_with_retries", "chec
 # Exercise 1: flaky_sqrt(x, attempt) fails with ConnectionError on its first int(x) % 3
 # attempts; negative values always fail with ValueError. Each call for x >= 0 takes 0.05 s.
 RETRY_BATCH = (9, 4, 5, -1, 2.25, 8, -4, 3, 0)
-RETRY_ATTEMPTS = (1, 3)  # 1: no retries at all; 3: every value that can succeed does
+RETRY_ATTEMPTS = (1, 3, 2)  # 1: no retries at all; 3: every value can succeed; 2: some give up
 REMOTE = ("RemoteTraceback", "_RemoteTraceback")  # Pool's, and ProcessPoolExecutor's
 
 
@@ -158,6 +158,11 @@ def check_run_with_retries(run_with_retries: Any) -> None:
                 f"{where}: errors[{value}] is {errors[value]!r}; a negative value fails with "
                 "ValueError on every attempt: don't retry it, store that exception",
             )
+            expect(
+                "(attempt 1)" in str(errors[value]),
+                f"{where}: {value} was tried again after a ValueError ({errors[value]}): only "
+                "a ConnectionError is worth another attempt",
+            )
         for value in gave_up:
             expect(
                 value not in results,
@@ -168,6 +173,11 @@ def check_run_with_retries(run_with_retries: Any) -> None:
                 isinstance(errors.get(value), ConnectionError),
                 f"{where}: errors[{value}] should be the ConnectionError of its last attempt, "
                 f"got {errors.get(value)!r}",
+            )
+            expect(
+                f"(attempt {attempts})" in str(errors[value]),
+                f"{where}: errors[{value}] is {errors[value]!r}, not the error of attempt "
+                f"{attempts}, the last one: keep the exception of each value's latest attempt",
             )
         missing = [v for v in good if v not in results]
         if missing:
@@ -288,8 +298,14 @@ def check_first_failure(first_failure: Any) -> None:
         f"({BATCH_SECONDS:.1f} s on 2 workers). map raises only after every task has run; "
         "take results one at a time (imap) and stop the pool at the first error",
     )
-    calm = _run_in_thread(first_failure, ([1, 4],), 30, "first_failure")["value"]
+    calm_run = _run_in_thread(first_failure, ([1, 4],), 30, "first_failure")
+    calm = calm_run["value"]
     expect(calm is None, f"first_failure([1, 4]) returned {calm!r}: with no error, return None")
+    expect(
+        calm_run["seconds"] >= 0.45,
+        f"first_failure([1, 4]) returned after {calm_run['seconds']:.2f} s, sooner than "
+        "slow_sqrt(1) takes: run the batch, and return None once every task has succeeded",
+    )
     first = _run_in_thread(first_failure, ([-1, 4, 9],), 30, "first_failure")["value"]
     expect(
         isinstance(first, tuple) and len(first) == 2 and first[0] == 0,
