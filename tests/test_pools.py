@@ -406,7 +406,7 @@ def test_check_first_failure_passes_the_right_answer(capsys):
     "wrong, hint",
     [
         (lambda values: None, "returned None"),
-        (waits_for_all, "waited for the whole batch"),
+        (waits_for_all, "waited for (most of) the whole batch"),
         (unordered, "the index is 2"),
         (first_failure_in_the_parent, "not in a worker"),
         (always_a_tuple, "with no error, return None"),

@@ -63,10 +63,13 @@ def _left_running(before: set[Any], grace: float = 1.0) -> list[Any]:
     return extra
 
 
-def _run_in_thread(func: Any, args: tuple, timeout: float, name: str) -> dict[str, Any]:
+def _run_in_thread(
+    func: Any, args: tuple, timeout: float, name: str, too_slow: str | None = None
+) -> dict[str, Any]:
     """Call ``func(*args)`` in a thread; report its value, its exception, or that it hung.
 
-    Fails, after stopping them, if the call left child processes running.
+    Fails, after stopping them, if the call left child processes running. A call still
+    running after ``timeout`` fails with the hint ``too_slow``, if given.
     """
     outcome: dict[str, Any] = {}
     before = _children()
@@ -84,6 +87,8 @@ def _run_in_thread(func: Any, args: tuple, timeout: float, name: str) -> dict[st
     worker.join(timeout)
     if worker.is_alive():
         _left_running(before, grace=0)
+        if too_slow:
+            fail(too_slow)
         fail(
             f"{name} did not return within {timeout:.0f} s. Give every get() a timeout, and "
             "leave the with block (or terminate the pool) when you are done"
@@ -264,7 +269,13 @@ def check_first_failure(first_failure: Any) -> None:
     """
     expect(callable(first_failure), "pass your function itself: check_first_failure(f)")
     values = list(FIRST_FAILURE_BATCH)
-    outcome = _run_in_thread(first_failure, (values,), 30, "first_failure")
+    limit = BATCH_SECONDS - 3.0  # room for starting the pool on a busy machine
+    slow = (
+        f"first_failure did not return within {limit:.1f} s: it waited for (most of) the "
+        f"whole batch ({BATCH_SECONDS:.1f} s on 2 workers). map raises only after every task "
+        "has run; take results one at a time (imap) and stop the pool at the first error"
+    )
+    outcome = _run_in_thread(first_failure, (values,), limit, "first_failure", too_slow=slow)
     answer = outcome["value"]
     expect(
         answer is not None,
@@ -292,12 +303,7 @@ def check_first_failure(first_failure: Any) -> None:
         f"the exception {exc!r} is not the one slow_sqrt({values[BAD]}) raised",
     )
     seconds = outcome["seconds"]
-    expect(
-        seconds < BATCH_SECONDS - 3.0,  # room for starting the pool on a busy machine
-        f"first_failure took {seconds:.1f} s: it waited for the whole batch "
-        f"({BATCH_SECONDS:.1f} s on 2 workers). map raises only after every task has run; "
-        "take results one at a time (imap) and stop the pool at the first error",
-    )
+    expect(seconds < limit, slow)
     calm_run = _run_in_thread(first_failure, ([1, 4],), 30, "first_failure")
     calm = calm_run["value"]
     expect(calm is None, f"first_failure([1, 4]) returned {calm!r}: with no error, return None")
