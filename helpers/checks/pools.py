@@ -139,6 +139,8 @@ def check_run_with_retries(run_with_retries: Any) -> None:
         callable(run_with_retries),
         "pass your function itself: check_run_with_retries(run_with_retries)",
     )
+    overlapped: list[bool] = []  # per run: did two calls run at the same time?
+    retries_overlapped: list[bool] = []  # per run with retries: did two of them?
     for attempts in RETRY_ATTEMPTS:
         values = list(RETRY_BATCH)
         outcome = _run_in_thread(run_with_retries, (values, attempts), 30, "run_with_retries")
@@ -216,17 +218,22 @@ def check_run_with_retries(run_with_retries: Any) -> None:
             _ran_in_a_worker(value, exc, "errors")
         final = {v: results[v] for v in good} | {v: errors[v] for v in gave_up}
         timed = {v: call for v, call in final.items() if hasattr(call, "start")}
-        expect(
-            _overlapping(list(timed.values())),
-            f"{where}: no two calls ran at the same time, so the pool's two workers never "
-            "worked together. Submit a whole round of calls before you wait for any of them",
-        )
-        retried = [call for v, call in timed.items() if _needed(v) > 1]
-        expect(
-            len(retried) < 2 or _overlapping(retried),
-            f"{where}: the retries ran one after another. Submit every call that needs "
-            "another attempt before you wait for any of them",
-        )
+        overlapped.append(_overlapping(list(timed.values())))
+        retried = [call for v, call in timed.items() if _needed(v) > 1]  # final attempt >= 2
+        if attempts > 1 and len(retried) >= 2:
+            retries_overlapped.append(_overlapping(retried))
+    # Judged over all the runs, so that one worker starting late on a busy machine doesn't
+    # fail a right answer; an answer that never overlaps its calls fails every run.
+    expect(
+        any(overlapped),
+        "in no run did two calls run at the same time, so the pool's two workers never "
+        "worked together. Submit a whole round of calls before you wait for any of them",
+    )
+    expect(
+        any(retries_overlapped),
+        "the retries ran one after another in every run. Submit every call that needs "
+        "another attempt before you wait for any of them",
+    )
     outcome = _run_in_thread(run_with_retries, ([], 2), 30, "run_with_retries")
     expect(
         _result_pair(outcome["value"]) == ({}, {}),
