@@ -6,12 +6,14 @@ re-exported here so a notebook imports from one place.
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 
 from helpers.pools import (
     _check_seconds,
     checked_sqrt,
     exit_abruptly,
+    logged_sqrt,
     slow_square,
     square,
     timed_sleep,
@@ -25,8 +27,10 @@ __all__ = [
     "timed_sleep",
     "whoami",
     "exit_abruptly",
+    "logged_sqrt",
     "fetch_from",
     "sleep_then_fail",
+    "start_a_child",
 ]
 
 
@@ -42,3 +46,19 @@ def sleep_then_fail(seconds: float) -> None:
     """Sleep ``seconds``, then raise ``RuntimeError``: a task that fails part-way."""
     time.sleep(_check_seconds(seconds))
     raise RuntimeError(f"failed after {seconds} s")
+
+
+def start_a_child() -> tuple[bool, int | None]:
+    """Start a child process from this one and join it: ``(this process is daemonic, exit code)``.
+
+    In a ``multiprocessing.Pool`` worker (a daemonic process) ``start()`` raises
+    ``AssertionError``; a ``ProcessPoolExecutor`` worker may start children.
+    """
+    daemonic = multiprocessing.current_process().daemon
+    child = multiprocessing.Process(target=whoami)
+    child.start()
+    child.join(30)
+    if child.is_alive():  # never expected: whoami returns at once
+        child.terminate()
+        child.join()
+    return daemonic, child.exitcode

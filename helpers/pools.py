@@ -30,7 +30,9 @@ __all__ = [
     "logged_sqrt",
     "slow_sqrt",
     "flaky_sqrt",
+    "Root",
     "unloadable",
+    "failing_setup",
 ]
 
 
@@ -157,19 +159,60 @@ def slow_sqrt(x: float, seconds: float = 0.5) -> float:
     return result
 
 
-def flaky_sqrt(x: float, attempt: int) -> float:
+class Root(float):
+    """A square root (a ``float``) that also records where and when it was computed.
+
+    ``pid`` is the process that computed it; ``start`` and ``end`` are
+    :func:`helpers.timeline.now` readings, so calls can be checked for overlap.
+    """
+
+    pid: int
+    start: float
+    end: float
+
+    def __new__(cls, value: float, pid: int, start: float, end: float) -> Root:
+        root = super().__new__(cls, value)
+        root.pid, root.start, root.end = pid, start, end
+        return root
+
+    def __reduce__(self) -> tuple[Any, tuple[float, int, float, float]]:
+        return (Root, (float(self), self.pid, self.start, self.end))
+
+
+def flaky_sqrt(x: float, attempt: int, seconds: float = 0.05) -> Root:
     """``checked_sqrt(x)``, but for ``x >= 0`` attempts 1 to ``int(x) % 3`` fail first.
 
     Stands in for a task that talks to a flaky server: a ``ConnectionError`` is worth
-    retrying (``attempt`` counts from 1), a ``ValueError`` (negative ``x``) is not.
+    retrying (``attempt`` counts from 1), a ``ValueError`` (negative ``x``) is not. A call
+    for ``x >= 0`` takes ``seconds``; the result is a :class:`Root`, and a ``ConnectionError``
+    carries the same ``pid``, ``start`` and ``end``.
     """
     _check_number(x)
     if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
         raise ValueError(f"attempt must be an int >= 1, got {attempt!r}")
-    result = checked_sqrt(x)  # a negative x fails here, on every attempt
+    seconds = _check_seconds(seconds)
+    if x < 0:  # fails at once, on every attempt
+        raise ValueError(
+            f"cannot take the square root of a negative number: {x} (attempt {attempt})"
+        )
+    result = math.sqrt(x)
+    start = timeline.now()
+    time.sleep(seconds)
     if attempt <= int(x) % 3:
-        raise ConnectionError(f"lost the connection while working on {x} (attempt {attempt})")
-    return result
+        error = ConnectionError(f"lost the connection while working on {x} (attempt {attempt})")
+        error.pid, error.start, error.end = os.getpid(), start, timeline.now()  # like a Root's
+        raise error
+    return Root(result, os.getpid(), start, timeline.now())
+
+
+def failing_setup(folder: str) -> None:
+    """A pool initializer that fails: it leaves a file named after its pid in ``folder``
+    (so the caller can count the workers that tried), then raises ``RuntimeError``."""
+    if not isinstance(folder, str) or not os.path.isdir(folder):
+        raise ValueError(f"folder must be the path of an existing folder, got {folder!r}")
+    with open(os.path.join(folder, f"worker-{os.getpid()}"), "w"):
+        pass
+    raise RuntimeError("the worker's set-up failed")
 
 
 class _Unloadable:

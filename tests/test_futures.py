@@ -10,7 +10,7 @@ import pytest
 
 from helpers import futures
 from helpers.checks import ExerciseFailed
-from helpers.checks.futures import check_bounded_map, check_fastest
+from helpers.checks.futures import check_bounded_map, check_first_success
 
 
 def test_fetch_from_and_sleep_then_fail():
@@ -30,6 +30,16 @@ def test_reexports_are_the_pool_workers():
 
     assert futures.checked_sqrt is pools.checked_sqrt
     assert futures.exit_abruptly is pools.exit_abruptly
+    assert futures.logged_sqrt is pools.logged_sqrt
+
+
+def test_start_a_child_from_an_executor_worker_but_not_a_pool_worker():
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as executor:
+        assert executor.submit(futures.start_a_child).result(timeout=30) == (False, 0)
+    with ctx.Pool(1) as pool:
+        with pytest.raises(AssertionError, match="daemonic"):
+            pool.apply_async(futures.start_a_child).get(timeout=30)
 
 
 def test_exit_abruptly_breaks_a_process_pool():
@@ -64,6 +74,16 @@ def test_check_bounded_map_passes_the_right_answer(capsys):
 
 def bounded_skeleton(executor, fn, items, limit):
     return None
+
+
+def bounded_to_three(executor, fn, items, limit):
+    return right_bounded_map(executor, fn, items, 3)
+
+
+def bounded_empty_crashes(executor, fn, items, limit):
+    results = right_bounded_map(executor, fn, items, limit)
+    results[0]  # IndexError on an empty input
+    return results
 
 
 def bounded_with_map(executor, fn, items, limit):
@@ -106,6 +126,8 @@ def bounded_raises(executor, fn, items, limit):
         (bounded_completion_order, "not in input order"),
         (bounded_without_executor, "never called executor.submit"),
         (bounded_raises, "raised KeyError"),
+        (bounded_to_three, "limit=1): 3 calls were in flight"),
+        (bounded_empty_crashes, "raised IndexError"),
     ],
 )
 def test_check_bounded_map_fails_wrong_answers(wrong, hint):
@@ -131,61 +153,123 @@ def test_check_bounded_map_does_not_hang():
     assert time.perf_counter() - start < 3
 
 
-def right_fastest(executor, mirrors):
-    pending = [executor.submit(futures.fetch_from, m, s) for m, s in mirrors.items()]
-    done, not_done = wait(pending, timeout=10, return_when=FIRST_COMPLETED)
-    for f in not_done:
-        f.cancel()
-    return next(iter(done)).result()
+def right_first_success(executor, fetch, mirrors):
+    futures_ = {executor.submit(fetch, name): name for name in mirrors}
+    pending = set(futures_)
+    try:
+        while pending:
+            done, pending = wait(pending, timeout=30, return_when=FIRST_COMPLETED)
+            if not done:
+                raise TimeoutError("no mirror answered within 30 s")
+            for future in done:
+                if future.exception() is None:
+                    return futures_[future], future.result()
+        return None
+    finally:
+        for future in pending:
+            future.cancel()
 
 
-def test_check_fastest_passes_the_right_answer(capsys):
-    check_fastest(right_fastest)
+def with_as_completed(executor, fetch, mirrors):
+    futures_ = {executor.submit(fetch, name): name for name in mirrors}
+    try:
+        for future in as_completed(futures_, timeout=30):
+            try:
+                return [futures_[future], future.result()]
+            except Exception:
+                continue
+    finally:
+        for future in futures_:
+            future.cancel()
+
+
+@pytest.mark.parametrize("answer", [right_first_success, with_as_completed])
+def test_check_first_success_passes_right_answers(capsys, answer):
+    check_first_success(answer)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
-def in_input_order(executor, mirrors):
-    return next(executor.map(futures.fetch_from, mirrors, mirrors.values()))
+def first_to_finish(executor, fetch, mirrors):
+    futures_ = {executor.submit(fetch, name): name for name in mirrors}
+    done, not_done = wait(futures_, timeout=10, return_when=FIRST_COMPLETED)
+    for f in not_done:
+        f.cancel()
+    future = next(iter(done))
+    return futures_[future], future.result()
 
 
-def waits_for_all(executor, mirrors):
-    pending = {executor.submit(futures.fetch_from, m, s): s for m, s in mirrors.items()}
-    wait(pending)
-    return min(pending, key=pending.get).result()
+def in_input_order(executor, fetch, mirrors):
+    for name, data in zip(mirrors, executor.map(fetch, mirrors), strict=True):
+        return name, data
 
 
-def no_cancel(executor, mirrors):
-    pending = [executor.submit(futures.fetch_from, m, s) for m, s in mirrors.items()]
-    return next(as_completed(pending, timeout=10)).result()
+def shuts_down(executor, fetch, mirrors):
+    futures_ = {executor.submit(fetch, name): name for name in mirrors}
+    for future in as_completed(futures_, timeout=10):
+        if future.exception() is None:
+            executor.shutdown(wait=False, cancel_futures=True)
+            return futures_[future], future.result()
+    return None
 
 
-def without_executor(executor, mirrors):
-    return min(mirrors, key=mirrors.get)
+def no_cancel(executor, fetch, mirrors):
+    futures_ = {executor.submit(fetch, name): name for name in mirrors}
+    for future in as_completed(futures_, timeout=10):
+        if future.exception() is None:
+            return futures_[future], future.result()
+    return None
 
 
-def fastest_skeleton(executor, mirrors):
+def in_this_thread(executor, fetch, mirrors):
+    executor.submit(len, "")
+    for name in mirrors:
+        try:
+            return name, fetch(name)
+        except Exception:
+            continue
+    return None
+
+
+def waits_for_all(executor, fetch, mirrors):
+    futures_ = {executor.submit(fetch, name): name for name in mirrors}
+    wait(futures_, timeout=10)
+    for future, name in futures_.items():
+        if future.exception() is None:
+            return name, future.result()
+    return None
+
+
+def name_only(executor, fetch, mirrors):
+    answer = right_first_success(executor, fetch, mirrors)
+    return answer and answer[0]
+
+
+def first_success_skeleton(executor, fetch, mirrors):
     return None
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (fastest_skeleton, "never called executor.submit"),
-        (in_input_order, "input order"),
-        (waits_for_all, "waited for more than the first"),
+        (first_success_skeleton, "submit one fetch(name) per mirror"),
+        (first_to_finish, "raised"),
+        (in_input_order, "returned only after"),
+        (shuts_down, "no longer takes work"),
         (no_cancel, "still queued"),
-        (without_executor, "never called executor.submit"),
-        ("fastest", "must be a function defined with def"),
+        (in_this_thread, "not on the executor"),
+        (waits_for_all, "returned only after"),
+        (name_only, "return (name, data)"),
+        ("first_success", "must be a function defined with def"),
     ],
 )
-def test_check_fastest_fails_wrong_answers(wrong, hint):
+def test_check_first_success_fails_wrong_answers(wrong, hint):
     with pytest.raises((ExerciseFailed, TypeError)) as info:
-        check_fastest(wrong)
+        check_first_success(wrong)
     assert hint in str(info.value)
 
 
-def test_check_fastest_fails_the_skeleton_fast():
+def test_check_first_success_fails_the_skeleton_fast():
     start = time.perf_counter()
     with pytest.raises(ExerciseFailed):
-        check_fastest(fastest_skeleton)
+        check_first_success(first_success_skeleton)
     assert time.perf_counter() - start < 1

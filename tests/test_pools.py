@@ -92,9 +92,18 @@ def test_logged_slow_and_flaky_sqrt(tmp_path):
     with pytest.raises(ValueError, match="negative"):
         pools.slow_sqrt(-4)  # at once, without sleeping
     with pytest.raises(ConnectionError):
-        pools.flaky_sqrt(5, 2)  # 5 % 3 == 2: attempts 1 and 2 fail
-    assert pools.flaky_sqrt(5, 3) == math.sqrt(5)
-    assert pools.flaky_sqrt(9, 1) == 3.0
+        pools.flaky_sqrt(5, 2, 0.0)  # 5 % 3 == 2: attempts 1 and 2 fail
+    assert pools.flaky_sqrt(5, 3, 0.0) == math.sqrt(5)
+    root = pools.flaky_sqrt(9, 1, 0.01)
+    assert root == 3.0 and isinstance(root, pools.Root) and root.pid == os.getpid()
+    assert root.end - root.start >= 0.01
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(root))
+    assert (copy, copy.pid, copy.start, copy.end) == (root, root.pid, root.start, root.end)
+    with pytest.raises(RuntimeError, match="set-up failed"):
+        pools.failing_setup(str(tmp_path))
+    assert (tmp_path / f"worker-{os.getpid()}").exists()
     with pytest.raises(ValueError, match="attempt"):
         pools.flaky_sqrt(9, 0)
 
@@ -172,6 +181,108 @@ def in_the_parent(values, attempts):
     return results, errors
 
 
+def two_attempts(values, attempts):
+    return right_retries(values, 2)
+
+
+def one_call_at_a_time(values, attempts):
+    results, errors = {}, {}
+    with multiprocessing.Pool(2) as pool:
+        for v in values:
+            for attempt in range(1, attempts + 1):
+                try:
+                    results[v] = pool.apply(pools.flaky_sqrt, (v, attempt))
+                    errors.pop(v, None)
+                    break
+                except ConnectionError as exc:
+                    errors[v] = exc
+                except ValueError as exc:
+                    errors[v] = exc
+                    break
+    return results, errors
+
+
+def serial_retries(values, attempts):
+    results, errors = {}, {}
+    with multiprocessing.Pool(2) as pool:
+        first = {v: pool.apply_async(pools.flaky_sqrt, (v, 1)) for v in values}
+        for v, handle in first.items():
+            try:
+                results[v] = handle.get(timeout=30)
+            except ValueError as exc:
+                errors[v] = exc
+            except ConnectionError as exc:
+                errors[v] = exc
+                for attempt in range(2, attempts + 1):
+                    try:
+                        results[v] = pool.apply(pools.flaky_sqrt, (v, attempt))
+                        del errors[v]
+                        break
+                    except ConnectionError as exc:
+                        errors[v] = exc
+    return results, errors
+
+
+def pool_left_running(values, attempts):
+    pool = multiprocessing.Pool(2)
+    results, errors = {}, {}
+    todo = list(values)
+    for attempt in range(1, attempts + 1):
+        handles = {v: pool.apply_async(pools.flaky_sqrt, (v, attempt)) for v in todo}
+        todo = []
+        for v, handle in handles.items():
+            try:
+                results[v] = handle.get(timeout=30)
+                errors.pop(v, None)
+            except ConnectionError as exc:
+                errors[v] = exc
+                todo.append(v)
+            except ValueError as exc:
+                errors[v] = exc
+    return results, errors
+
+
+def roots_in_the_parent(values, attempts):
+    results, errors = right_retries(values, attempts)
+    return {v: math.sqrt(v) for v in results}, errors
+
+
+def retries_value_errors(values, attempts):
+    results, errors = {}, {}
+    todo = list(values)
+    with multiprocessing.Pool(2) as pool:
+        for attempt in range(1, attempts + 1):
+            handles = {v: pool.apply_async(pools.flaky_sqrt, (v, attempt)) for v in todo}
+            todo = []
+            for v, handle in handles.items():
+                try:
+                    results[v] = handle.get(timeout=30)
+                    errors.pop(v, None)
+                except (ConnectionError, ValueError) as exc:
+                    errors[v] = exc
+                    todo.append(v)
+    return results, errors
+
+
+def first_error_kept(values, attempts):
+    results, errors = {}, {}
+    todo = list(values)
+    with multiprocessing.Pool(2) as pool:
+        for attempt in range(1, attempts + 1):
+            handles = {v: pool.apply_async(pools.flaky_sqrt, (v, attempt)) for v in todo}
+            todo = []
+            for v, handle in handles.items():
+                try:
+                    results[v] = handle.get(timeout=30)
+                    errors.pop(v, None)
+                except ConnectionError as exc:
+                    errors.setdefault(v, exc)
+                    todo.append(v)
+                except ValueError as exc:
+                    errors[v] = exc
+    return results, errors
+
+
 def errors_as_text(values, attempts):
     results, errors = right_retries(values, attempts)
     return results, {v: str(e) for v, e in errors.items()}
@@ -190,8 +301,15 @@ def test_check_run_with_retries_passes_right_answers(capsys, answer):
         (lambda values, attempts: [{}, {}], "tuple"),
         (no_retry, "submit them again"),
         (retries_forever, "stop retrying"),
-        (in_the_parent, "not in a worker"),
+        (in_the_parent, "in a worker"),
         (errors_as_text, "ValueError on every attempt"),
+        (two_attempts, "attempts=1"),
+        (retries_value_errors, "only a ConnectionError is worth another attempt"),
+        (first_error_kept, "not the error of attempt"),
+        (one_call_at_a_time, "in no run did two calls run at the same time"),
+        (serial_retries, "the retries ran one after another in every run"),
+        (pool_left_running, "still running"),
+        (roots_in_the_parent, "not computed by flaky_sqrt in a worker"),
     ],
 )
 def test_check_run_with_retries_fails_wrong_answers(wrong, hint):
@@ -244,6 +362,41 @@ def always_a_tuple(values):
     return right_first_failure(values) or ()
 
 
+def chunked(values):
+    with multiprocessing.Pool(2) as pool:
+        results = pool.imap(pools.slow_sqrt, values, chunksize=2)
+        for index in range(len(values)):
+            try:
+                next(results)
+            except ValueError as exc:
+                return index, exc
+    return None
+
+
+def looks_ahead(values):
+    bad = [i for i, v in enumerate(values) if v < 0]
+    if not bad:
+        return None
+    with multiprocessing.Pool(2) as pool:
+        try:
+            pool.apply_async(pools.slow_sqrt, (values[bad[0]],)).get(timeout=30)
+        except ValueError as exc:
+            return bad[0], exc
+
+
+def never_stopped(values):
+    pool = multiprocessing.Pool(2)
+    results = pool.imap(pools.slow_sqrt, values)
+    for index in range(len(values)):
+        try:
+            results.next(timeout=30)
+        except ValueError as exc:
+            return index, exc
+    pool.close()
+    pool.join()
+    return None
+
+
 def test_check_first_failure_passes_the_right_answer(capsys):
     check_first_failure(right_first_failure)
     assert capsys.readouterr().out.startswith("Correct:")
@@ -253,10 +406,13 @@ def test_check_first_failure_passes_the_right_answer(capsys):
     "wrong, hint",
     [
         (lambda values: None, "returned None"),
-        (waits_for_all, "waited for the whole batch"),
+        (waits_for_all, "waited for (most of) the whole batch"),
         (unordered, "the index is 2"),
         (first_failure_in_the_parent, "not in a worker"),
         (always_a_tuple, "with no error, return None"),
+        (chunked, "the chunk's first position"),
+        (never_stopped, "still running"),
+        (looks_ahead, "sooner than slow_sqrt(1) takes"),
     ],
 )
 def test_check_first_failure_fails_wrong_answers(wrong, hint):

@@ -10,7 +10,7 @@ from typing import Any
 
 from helpers.checks import call_with_timeout, expect, fail, passed, require_function
 
-__all__ = ["BOUNDED_ITEMS", "MIRROR_SETS", "check_bounded_map", "check_fastest"]
+__all__ = ["BOUNDED_ITEMS", "FIRST_SUCCESS_CASES", "check_bounded_map", "check_first_success"]
 
 
 class WatchedExecutor(ThreadPoolExecutor):
@@ -24,6 +24,7 @@ class WatchedExecutor(ThreadPoolExecutor):
     def __init__(self, max_workers: int):
         super().__init__(max_workers=max_workers, thread_name_prefix="check")
         self.futures: list[Any] = []
+        self.calls: list[tuple[Any, tuple]] = []  # (fn, args) of every submit
         self.max_in_flight = 0
         self._lock = threading.Lock()
 
@@ -33,6 +34,7 @@ class WatchedExecutor(ThreadPoolExecutor):
             self.max_in_flight = max(self.max_in_flight, in_flight)
             future = super().submit(fn, *args, **kwargs)
             self.futures.append(future)
+            self.calls.append((fn, args))
             return future
 
 
@@ -141,79 +143,177 @@ def check_bounded_map(bounded_map: Callable[..., Any], *, timeout: float = 10.0)
             else f"expected {expected}, got {value}"
         )
         fail(hint)
+    for limit, count in ((1, 5), (4, 2), (2, 0)):  # one at a time; fewer items than limit; none
+        _check_small_run(bounded_map, limit, count, timeout)
     passed(
         f"{BOUNDED_ITEMS} calls with never more than {executor.max_in_flight} in flight, "
-        "results in input order."
+        "results in input order; limits 1 and 4 and an empty input work too."
     )
 
 
-# ---- Exercise 2: the fastest mirror --------------------------------------------------------
+def _tenfold(item: int) -> int:
+    time.sleep(0.01)
+    return item * 10
 
-# Each set maps a mirror's name to how long its (fake) download takes. The check's pool has
-# 2 workers, so the first two mirrors start at once and the others wait in the queue.
-MIRROR_SETS = (
-    {"slow": 0.6, "fast": 0.05, "medium": 0.4, "far": 0.5},
-    {"eu": 0.5, "us": 0.05, "asia": 0.6, "au": 0.6},
+
+def _check_small_run(bounded_map: Callable[..., Any], limit: int, count: int, timeout: float):
+    """Run ``bounded_map`` over ``count`` quick items with ``limit``; fail on a wrong answer."""
+    executor = WatchedExecutor(max_workers=limit + 2)
+    try:
+        outcome = call_with_timeout(
+            bounded_map, (executor, _tenfold, iter(range(count)), limit), timeout
+        )
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+    where = f"bounded_map(executor, fn, <{count} items>, limit={limit})"
+    if not outcome:
+        fail(f"{where} did not return within {timeout:.0f} s: wait with a timeout")
+    if "error" in outcome:
+        exc = outcome["error"]
+        fail(f"{where} raised {type(exc).__name__}: {exc}")
+    expect(
+        executor.max_in_flight <= limit,
+        f"{where}: {executor.max_in_flight} calls were in flight at once",
+    )
+    expected = [i * 10 for i in range(count)]
+    expect(
+        outcome["value"] == expected,
+        f"{where} returned {outcome['value']!r}, expected {expected}",
+    )
+
+
+# ---- Exercise 2: the first mirror that answers ---------------------------------------------
+
+# Each case: mirror names in the order the check passes them, and how each download goes:
+# ("ok", s) returns after s seconds, ("fail", s) raises after s seconds, "held" is still
+# running when a right answer returns (it finishes only once the check lets it, or after
+# HOLD seconds). The pool has 2 workers, so later mirrors wait in its queue.
+FIRST_SUCCESS_CASES = (
+    # the first call to finish fails; a later one succeeds while others are held or queued
+    (("north", "held"), ("east", ("fail", 0.02)), ("south", ("ok", 0.05)))
+    + tuple((name, "held") for name in ("west", "up", "down")),
+    # the first mirror passed is the one that answers
+    (("alpha", ("ok", 0.03)), ("beta", "held"), ("gamma", "held"), ("delta", "held")),
+    # every mirror fails, each its own way
+    (("a", ("fail", 0.02)), ("b", ("fail", 0.05)), ("c", ("fail", 0.01))),
+    # a single mirror
+    (("only", ("ok", 0.01)),),
 )
-MIRROR_WORKERS = 2
+FIRST_SUCCESS_WORKERS = 2
+HOLD = 1.0
+_FAILURES = (ConnectionError, TimeoutError, OSError, ValueError, KeyError, RuntimeError)
 
 
-def check_fastest(fastest: Callable[[Any, dict], Any]) -> None:
-    """Exercise 2: ``fastest(executor, mirrors)`` returns the first mirror to finish.
+class _Mirrors:
+    """The ``fetch`` the check passes: it plays each mirror's part and notes every call."""
 
-    The check passes a thread pool with fewer workers than mirrors (waiting on downloads
-    is I/O), so some calls are still queued when the first finishes: the answer must
-    return at once and cancel those.
+    def __init__(self, plan: dict[str, Any]):
+        self.plan = plan
+        self.calls: list[tuple[str, str]] = []  # (mirror, thread name)
+        self.release = threading.Event()
+        self.held_finished = False
+        self._lock = threading.Lock()
+
+    def data(self, name: str) -> bytes:
+        return f"the file, from {name}".encode()
+
+    def __call__(self, name: str) -> bytes:
+        with self._lock:
+            self.calls.append((name, threading.current_thread().name))
+        how = self.plan.get(name)
+        if how is None:
+            raise KeyError(f"no mirror called {name!r}")
+        if how == "held":
+            if not self.release.wait(HOLD):
+                self.held_finished = True
+            return self.data(name)
+        kind, seconds = how
+        time.sleep(seconds)
+        if kind == "fail":
+            failure = _FAILURES[sum(map(ord, name)) % len(_FAILURES)]
+            raise failure(f"mirror {name} is down")
+        return self.data(name)
+
+
+def check_first_success(first_success: Callable[..., Any]) -> None:
+    """Exercise 2: ``first_success(executor, fetch, mirrors)`` returns ``(name, data)`` of the
+    first download to succeed, as soon as it does, or ``None`` if every one fails.
+
+    The check's ``fetch`` hides how long each mirror takes and which ones fail; its thread pool
+    has fewer workers than there are mirrors. A right answer cancels the downloads still
+    queued and leaves the executor (the caller's) working.
     """
-    require_function(fastest, "fastest")
-    for mirrors in MIRROR_SETS:
-        expected = min(mirrors, key=mirrors.get)
-        executor = WatchedExecutor(max_workers=MIRROR_WORKERS)
+    require_function(first_success, "first_success")
+    for case in FIRST_SUCCESS_CASES:
+        plan = dict(case)
+        names = list(plan)
+        winners = [n for n, how in case if how != "held" and how[0] == "ok"]
+        expected = (winners[0], _Mirrors(plan).data(winners[0])) if winners else None
+        fetch = _Mirrors(plan)
+        executor = WatchedExecutor(max_workers=FIRST_SUCCESS_WORKERS)
         try:
-            start = time.perf_counter()
-            outcome = call_with_timeout(fastest, (executor, dict(mirrors)), 10.0)
-            took = time.perf_counter() - start
+            outcome = call_with_timeout(first_success, (executor, fetch, list(names)), 5.0)
             queued = [f for f in executor.futures if not f.done() and not f.running()]
+            submitted = sorted(
+                str(args[0]) if fn is fetch and len(args) == 1 else f"{fn!r}{args!r}"
+                for fn, args in executor.calls
+            )
+            held_finished = fetch.held_finished  # before the check lets held calls end
+            fetch.release.set()
+            try:
+                probe = executor.submit(sum, (1, 2)).result(timeout=5)
+            except Exception as exc:  # shut down, or broken
+                probe = exc
         finally:
+            fetch.release.set()
             executor.shutdown(wait=True, cancel_futures=True)
+        where = f"first_success(executor, fetch, {names})"
         if not outcome:
-            fail("fastest did not return within 10 s: wait with a timeout")
+            fail(f"{where} did not return within 5 s: wait with a timeout")
         if "error" in outcome:
             exc = outcome["error"]
-            fail(f"fastest raised {type(exc).__name__}: {exc}")
+            fail(
+                f"{where} raised {type(exc).__name__}: {exc}. A mirror that fails is not the "
+                "end: look at the next download that completes"
+            )
         answer = outcome["value"]
+        if isinstance(answer, list) and len(answer) == 2:
+            answer = tuple(answer)  # [name, data] is as good as (name, data)
         expect(
-            executor.futures,
-            "fastest never called executor.submit(): download from every mirror on the "
-            "executor, so they run at the same time",
+            bool(executor.futures) and all(t.startswith("check") for _, t in fetch.calls),
+            f"{where}: fetch ran in this thread, not on the executor: submit every download "
+            "to the executor, so they run at the same time",
         )
-        expect(answer is not None, "fastest returned None: return the winning mirror's name")
         expect(
-            len(executor.futures) == len(mirrors),
-            f"{len(executor.futures)} calls submitted for {len(mirrors)} mirrors: submit one "
-            "fetch_from per mirror",
+            submitted == sorted(names),
+            f"{where}: you submitted {submitted}; submit one fetch(name) per mirror",
+        )
+        expect(
+            probe == 3,
+            f"{where}: the executor no longer takes work afterwards ({probe!r}). It belongs "
+            "to the caller: cancel your own futures, don't shut the executor down",
+        )
+        expect(
+            not held_finished,
+            f"{where}: you returned only after downloads that were still running had "
+            "finished. Return as soon as the first download succeeds",
         )
         if answer != expected:
-            first = next(iter(mirrors))
             hint = (
-                "map() and a loop over the futures in submit order give results in input "
-                "order; use as_completed() or wait(..., return_when=FIRST_COMPLETED)."
-                if answer == first
-                else "return future.result() of the first future that completes."
+                "with every mirror down, return None"
+                if expected is None
+                else "a download that failed is not an answer: wait for the next one to complete"
+                if isinstance(answer, tuple) and answer and answer[0] not in winners
+                else "return (name, data): the mirror's name and what its fetch returned"
             )
-            fail(f"for {mirrors} you returned {answer!r}, expected {expected!r}: {hint}")
-        expect(
-            took < 0.5,
-            f"the answer took {took:.2f} s: you waited for more than the first download "
-            f"(it takes {mirrors[expected]} s). Return as soon as the first one completes.",
-        )
+            fail(f"{where} returned {answer!r}, expected {expected!r}: {hint}")
         expect(
             not queued,
-            f"{len(queued)} download(s) were still queued when you returned, and will run "
-            "for nothing: cancel() the futures that are not done yet (cancel() stops those "
-            "that haven't started).",
+            f"{where}: {len(queued)} download(s) were still queued when you returned, and "
+            "would run for nothing: cancel() the futures that are not done (it stops those "
+            "that haven't started)",
         )
     passed(
-        "you return as soon as the first download completes, whichever mirror it is, and "
-        "cancel the downloads still queued."
+        "you return the first download that succeeds, as soon as it does, skip the ones that "
+        "fail, cancel what is still queued, and leave the executor to its owner."
     )
