@@ -180,7 +180,7 @@ def test_time_transfers_validates():
         sharing.time_transfers("pipe", 0, 1)
     with pytest.raises(TypeError, match="rounds"):
         sharing.time_transfers("pipe", 10, 1.5)
-    assert sharing.expected_transfers(1, 2) == [(1, 7, 7), (1, 14, 14)]
+    assert sharing.expected_transfers(1, 2) == [(1, 7, 7, 7), (1, 14, 14, 14)]
 
 
 class RecordingSharedMemory(shared_memory.SharedMemory):
