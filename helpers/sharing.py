@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import statistics
 import threading
 import time
 from collections.abc import Mapping
@@ -47,6 +46,7 @@ __all__ = [
     "Transfer",
     "TRANSFER_METHODS",
     "time_transfers",
+    "time_transfers_by_size",
     "expected_transfers",
     "plot_transfer_costs",
 ]
@@ -320,7 +320,7 @@ TRANSFER_METHODS = ("manager", "queue", "pipe", "shared memory", "new shared mem
 
 
 class Transfer(NamedTuple):
-    """How long sharing ``nbytes`` took by one method (median round), and what arrived."""
+    """How long sharing ``nbytes`` took by one method (fastest round), and what arrived."""
 
     method: str
     nbytes: int
@@ -381,19 +381,32 @@ def time_transfers(method: str, nbytes: int, rounds: int) -> Transfer:
     version into one block made before the rounds; "new shared memory" creates a block each
     round, copies the data into it (the first touch of its pages), and closes and unlinks it
     once the worker has replied, all inside the timed round. One warm-up round is not timed;
-    ``seconds_per_round`` is the median round, so a hiccup on a busy machine does not distort
-    it. Starts and stops its own worker (and manager, queue or blocks), using the default
-    start method.
+    ``seconds_per_round`` is the fastest round: other programs on a busy machine can only
+    slow a round down, so the fastest one is the least disturbed. Starts and stops its own
+    worker (and manager, queue or blocks), using the default start method.
+    """
+    _check_int(nbytes, "nbytes", minimum=1)
+    return time_transfers_by_size(method, (nbytes,), rounds)[nbytes]
+
+
+def time_transfers_by_size(method: str, sizes: Any, rounds: int) -> dict[int, Transfer]:
+    """:func:`time_transfers` for several sizes (bytes) with one worker: {size: Transfer}.
+
+    The sizes are timed one after the other, each with its own warm-up round.
     """
     import numpy as np
 
     if method not in TRANSFER_METHODS:
         raise ValueError(f"method must be one of {TRANSFER_METHODS}, got {method!r}")
-    _check_int(nbytes, "nbytes", minimum=1)
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise TypeError(f"sizes must be a sequence of byte counts, got {sizes!r}")
+    sizes = [_check_int(n, "sizes", minimum=1) for n in sizes]
+    if not sizes:
+        raise ValueError("sizes must not be empty")
     _check_int(rounds, "rounds", minimum=1)
-    payload = np.zeros(nbytes, dtype=np.uint8)
     manager = queue = shm = view = None
     parent_end, child_end = multiprocessing.Pipe()
+    results = {}
     try:
         if method == "manager":
             manager = multiprocessing.Manager()
@@ -401,9 +414,9 @@ def time_transfers(method: str, nbytes: int, rounds: int) -> Transfer:
         elif method == "queue":
             source = queue = multiprocessing.Queue()
         elif method == "shared memory":
-            shm = shared_memory.SharedMemory(create=True, size=nbytes)
+            shm = shared_memory.SharedMemory(create=True, size=max(sizes))
             source = shm.name
-            view = np.ndarray(nbytes, dtype=np.uint8, buffer=shm.buf)
+            view = np.ndarray(max(sizes), dtype=np.uint8, buffer=shm.buf)
         else:
             source = None
         worker = multiprocessing.Process(
@@ -414,27 +427,30 @@ def time_transfers(method: str, nbytes: int, rounds: int) -> Transfer:
         try:
             if not parent_end.poll(30) or parent_end.recv() != "ready":
                 raise RuntimeError(f"the {method} receiver did not start")
-            received, times = [], []
-            for i in range(rounds + 1):  # round 0 warms up and is not timed
-                start = time.perf_counter()
-                payload[0] = i % 256
-                payload[-1] = (i * 7) % 256
-                if method == "new shared memory":
-                    reply = _hand_over_new_block(payload, parent_end)
-                else:
-                    if method == "manager":
-                        source["data"] = payload  # pickled and sent to the server
-                    elif method == "queue":
-                        queue.put(payload)
-                    elif method == "shared memory":
-                        view[:] = payload  # copy the new version into the shared block
-                    parent_end.send(nbytes)
-                    if method == "pipe":
-                        parent_end.send(payload)
-                    reply = parent_end.recv()
-                if i >= 1:
-                    times.append(time.perf_counter() - start)
-                    received.append(tuple(reply))
+            for nbytes in sizes:
+                payload = np.zeros(nbytes, dtype=np.uint8)
+                received, times = [], []
+                for i in range(rounds + 1):  # round 0 warms up and is not timed
+                    start = time.perf_counter()
+                    payload[0] = i % 256
+                    payload[-1] = (i * 7) % 256
+                    if method == "new shared memory":
+                        reply = _hand_over_new_block(payload, parent_end)
+                    else:
+                        if method == "manager":
+                            source["data"] = payload  # pickled and sent to the server
+                        elif method == "queue":
+                            queue.put(payload)
+                        elif method == "shared memory":
+                            view[:nbytes] = payload  # copy the new version into the block
+                        parent_end.send(nbytes)
+                        if method == "pipe":
+                            parent_end.send(payload)
+                        reply = parent_end.recv()
+                    if i >= 1:
+                        times.append(time.perf_counter() - start)
+                        received.append(tuple(reply))
+                results[nbytes] = Transfer(method, nbytes, rounds, min(times), received)
             parent_end.send(None)
         finally:
             worker.join(timeout=10)
@@ -452,7 +468,7 @@ def time_transfers(method: str, nbytes: int, rounds: int) -> Transfer:
             del view  # the NumPy view must go before close()
             shm.close()
             shm.unlink()
-    return Transfer(method, nbytes, rounds, statistics.median(times), received)
+    return results
 
 
 def _hand_over_new_block(payload: Any, control: Any) -> Any:
@@ -516,8 +532,8 @@ def plot_transfer_costs(per_round: Mapping[tuple[str, str], float], title: str =
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.set_xticks(range(len(sizes)), [f"{size} per round" for size in sizes])
-    ax.set_ylabel("median ms per round (log scale)")
+    ax.set_ylabel("ms per round, fastest of the rounds (log scale)")
     ax.set_title(title or "Handing data to another process (labels: times the shared-memory cost)")
-    ax.legend(ncols=len(TRANSFER_METHODS), loc="upper left", fontsize=8)
+    ax.legend(ncols=3, loc="upper left", fontsize=8)
     ax.set_ylim(top=ax.get_ylim()[1] * 3)
     return fig
