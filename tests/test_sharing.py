@@ -270,6 +270,28 @@ def claim_peek_then_delete(todo, owners, lock, worker):
     return job
 
 
+def claim_looks_again(todo, owners, lock, worker):
+    with lock:
+        if len(todo) == 0:
+            return None
+    with lock:  # looks again under this acquisition before taking: still right
+        if len(todo) == 0:
+            return None
+        job = todo.pop(0)
+    owners[job] = worker
+    return job
+
+
+def claim_split_lock(todo, owners, lock, worker):
+    with lock:
+        if len(todo) == 0:
+            return None
+    with lock:  # takes without looking again: another worker may have taken the last one
+        job = todo.pop(0)
+    owners[job] = worker
+    return job
+
+
 def claim_no_owner(todo, owners, lock, worker):
     with lock:
         return todo.pop(0) if len(todo) else None
@@ -301,7 +323,8 @@ def claim_skeleton(todo, owners, lock, worker):
 def test_check_claim_passes_right_answers(capsys):
     checks.check_claim(claim_right)
     checks.check_claim(claim_pop_no_lock)
-    assert capsys.readouterr().out.count("Correct:") == 2
+    checks.check_claim(claim_looks_again)
+    assert capsys.readouterr().out.count("Correct:") == 3
     assert multiprocessing.active_children() == []
 
 
@@ -312,6 +335,7 @@ def test_check_claim_passes_right_answers(capsys):
         (claim_check_then_act, "raised IndexError"),
         (claim_lock_only_the_check, "raised IndexError"),
         (claim_peek_then_delete, "more than one call"),
+        (claim_split_lock, "let the lock go|raised IndexError"),
         (claim_no_owner, "owners should map"),
         (claim_keeps_the_lock, "did not finish|lock was still held"),
         (claim_never_removes, "todo still holds"),

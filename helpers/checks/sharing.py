@@ -38,16 +38,22 @@ class _WatchedLock:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.holder: int | None = None
+        self.acquisitions = 0  # numbers each acquisition, so two can be told apart
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         got = self._lock.acquire(blocking, timeout)
         if got:
+            self.acquisitions += 1
             self.holder = threading.get_ident()
         return got
 
     def release(self) -> None:
         self.holder = None
         self._lock.release()
+
+    def mine(self) -> int | None:
+        """The number of the acquisition the calling thread holds, or None."""
+        return self.acquisitions if self.holder == threading.get_ident() else None
 
     def held(self) -> bool:
         return self.holder is not None
@@ -85,17 +91,43 @@ class _WatchedList(list):
         super().__init__(items)
         self._watched = lock
         self._meeting = _Rendezvous(_RENDEZVOUS_SECONDS)
+        self._last_look: dict[int, int | None] = {}  # thread -> acquisition of its last look
+        self.split = 0  # changes made under another acquisition than the look before them
 
-    def _gate(self) -> None:
-        if self._watched.holder != threading.get_ident():
+    def _gate(self, changes: bool) -> None:
+        held = self._watched.mine()
+        if held is None:
             self._meeting.meet()
+        thread = threading.get_ident()
+        if not changes:
+            self._last_look[thread] = held
+            return
+        looked = self._last_look.pop(thread, None)
+        if looked is not None and looked != held:  # looked under the lock, changed later
+            self.split += 1
+
+
+_CHANGES = {
+    "__delitem__",
+    "__setitem__",
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "remove",
+    "reverse",
+    "sort",
+    "__iadd__",
+    "__imul__",
+}
 
 
 def _gated(name: str) -> Any:
     method = getattr(list, name)
+    changes = name in _CHANGES
 
     def call(self: _WatchedList, *args: Any, **kwargs: Any) -> Any:
-        self._gate()
+        self._gate(changes)
         return method(self, *args, **kwargs)
 
     call.__name__ = name
@@ -130,6 +162,11 @@ def _todo_left() -> list:
     return list.copy(_SERVED_TODO) if _SERVED_TODO is not None else []
 
 
+def _split_steps() -> int:
+    """How often a worker changed todo under another lock acquisition than its look."""
+    return _SERVED_TODO.split if _SERVED_TODO is not None else 0
+
+
 def _lock_held() -> bool:
     return _SERVED_LOCK is not None and _SERVED_LOCK.held()
 
@@ -143,6 +180,7 @@ _ClaimManager.register("Todo", _make_todo, proxytype=ListProxy)
 _ClaimManager.register("dict", dict, proxytype=DictProxy)
 _ClaimManager.register("lock_held", _lock_held)
 _ClaimManager.register("todo_left", _todo_left)
+_ClaimManager.register("split_steps", _split_steps)
 
 
 def _watch_handles() -> dict[str, int]:
@@ -342,7 +380,8 @@ def _run_claimers(learner: LearnerFunction, jobs: list[str], n_workers: int) -> 
         left = manager.todo_left()._getvalue()
         owned = owners.copy()
         held = manager.lock_held()._getvalue()
-    return {"reports": reports, "left": left, "owners": owned, "held": held}
+        split = manager.split_steps()._getvalue()
+    return {"reports": reports, "left": left, "owners": owned, "held": held, "split": split}
 
 
 def check_claim(func: Any) -> None:
@@ -381,6 +420,12 @@ def check_claim(func: Any) -> None:
                     "changed todo between this worker's look at it and its take: make those "
                     "one step that no other worker can get between."
                 )
+        expect(
+            not outcome["split"],
+            f"{setting}: claim looked at todo while holding the lock, let the lock go, and "
+            "took it again to change todo: another worker can get in between. Look and take "
+            "in one `with lock:` block.",
+        )
         got = [job for _, jobs_got in outcome["reports"].values() for job in jobs_got]
         twice = sorted({job for job in got if got.count(job) > 1}, key=repr)
         if twice:
