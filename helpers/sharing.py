@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import statistics
 import threading
 import time
 from collections.abc import Mapping
@@ -27,20 +26,27 @@ def _check_str(value: Any, name: str) -> str:
 
 __all__ = [
     "register_worker",
+    "tune",
     "increment",
     "increment_value",
     "fill_slice",
     "read_value",
     "use_counter",
     "add_to_counter",
+    "use_array",
+    "double_row",
     "Inventory",
     "InventoryManager",
     "restock",
+    "InventoryServer",
+    "serve_inventory",
+    "remote_restock",
     "fill_rows",
     "expected_rows",
     "Transfer",
     "TRANSFER_METHODS",
     "time_transfers",
+    "time_transfers_by_size",
     "expected_transfers",
     "plot_transfer_costs",
 ]
@@ -54,6 +60,14 @@ def register_worker(registry: Any, arrivals: Any, name: str) -> None:
     _check_str(name, "name")
     registry[name] = os.getpid()
     arrivals.append(name)
+
+
+def tune(settings: Any) -> None:
+    """Halve ``settings.threshold`` in a managed Namespace and sign the change with this pid."""
+    if not hasattr(settings, "threshold"):
+        raise TypeError("settings must be a Namespace with a threshold attribute")
+    settings.threshold = settings.threshold / 2  # a read (one round trip), then a write
+    settings.tuned_by = os.getpid()
 
 
 def increment(shared: Any, key: Any, times: int, lock: Any = None, start: Any = None) -> None:
@@ -127,6 +141,28 @@ def add_to_counter(n: int) -> int:
     return os.getpid()
 
 
+_array: Any = None  # set in each pool worker by use_array()
+
+
+def use_array(raw: Any, shape: tuple[int, int]) -> None:
+    """Pool initializer: keep a NumPy view of ``raw`` (a RawArray of doubles) with ``shape``."""
+    import numpy as np
+
+    if not (isinstance(shape, tuple) and len(shape) == 2):
+        raise TypeError(f"shape must be a (rows, cols) tuple, got {shape!r}")
+    global _array
+    _array = np.frombuffer(raw, dtype=np.float64).reshape(shape)  # no copy: the shared memory
+
+
+def double_row(row: int) -> int:
+    """Pool task: double row ``row`` of the array set up by use_array, in place; return the pid."""
+    _check_int(row, "row")
+    if _array is None:
+        raise RuntimeError("no array: start the pool with initializer=use_array")
+    _array[row] *= 2
+    return os.getpid()
+
+
 # --- A custom manager -------------------------------------------------------------------
 
 
@@ -196,6 +232,51 @@ def restock(inventory: Any, item: str, times: int) -> None:
         inventory.add(item)
 
 
+_shop: Inventory | None = None  # the one Inventory a serve_inventory() process serves
+
+
+def _the_inventory() -> Inventory:
+    if _shop is None:
+        raise RuntimeError("this process is not running serve_inventory()")
+    return _shop
+
+
+class InventoryServer(BaseManager):
+    """A manager that serves one :class:`Inventory` to every client that connects to it."""
+
+
+InventoryServer.register("inventory", callable=_the_inventory)
+
+
+def serve_inventory(host: str, authkey: bytes, ready: Any) -> None:
+    """Serve one Inventory on ``(host, a free port)`` until this process is stopped.
+
+    Sends the address it listens on through ``ready`` (a Pipe end) once clients can connect.
+    """
+    global _shop
+    _check_str(host, "host")
+    if not isinstance(authkey, bytes):
+        raise TypeError(f"authkey must be bytes, got {type(authkey).__name__}")
+    _shop = Inventory()
+    server = InventoryServer(address=(host, 0), authkey=authkey).get_server()  # listens now
+    ready.send(server.address)  # port 0 above: the operating system picked a free one
+    ready.close()
+    server.serve_forever()
+
+
+def remote_restock(address: tuple[str, int], authkey: bytes, item: str, times: int) -> int:
+    """Connect to an InventoryServer at ``address``, add ``item`` ``times`` times, return the
+    pid of the server process that holds the inventory."""
+    _check_str(item, "item")
+    _check_int(times, "times")
+    manager = InventoryServer(address=address, authkey=authkey)
+    manager.connect()
+    inventory = manager.inventory()
+    for _ in range(times):
+        inventory.add(item)
+    return inventory.server_pid()
+
+
 # --- Shared memory ----------------------------------------------------------------------
 
 
@@ -235,43 +316,55 @@ def fill_rows(name: str, shape: tuple[int, int], start: int, stop: int) -> None:
 
 # --- What sharing costs -----------------------------------------------------------------
 
-TRANSFER_METHODS = ("manager", "queue", "pipe", "shared memory")
+TRANSFER_METHODS = ("manager", "queue", "pipe", "shared memory", "new shared memory")
 
 
 class Transfer(NamedTuple):
-    """How long sharing ``nbytes`` took by one method (median round), and what arrived."""
+    """How long sharing ``nbytes`` took by one method (fastest round), and what arrived."""
 
     method: str
     nbytes: int
     rounds: int
     seconds_per_round: float
-    received: list[tuple[int, int, int]]
+    received: list[tuple[int, int, int, int]]
 
 
-def _summary(data: Any) -> tuple[int, int, int]:
-    # Enough to prove the receiver saw this round's data: its length, first and last byte.
-    return (len(data), int(data[0]), int(data[-1]))
+def _summary(data: Any) -> tuple[int, int, int, int]:
+    # The receiver reads every byte (the sum), as real work on the data would, and reports
+    # enough to prove it saw this round's data: its length, first and last byte, and sum.
+    return (len(data), int(data[0]), int(data[-1]), int(data.sum()))
 
 
 def _receive(method: str, source: Any, control: Any) -> None:
     """Worker for :func:`time_transfers`: receive data until told to stop, reply a summary.
 
-    ``control`` is a Pipe end for every method: it carries "ready", the size of each round
-    and the replies. The data itself travels through ``source``: a managed dict, a Queue,
-    the same Pipe, or the name of a shared memory block.
+    ``control`` is a Pipe end for every method: it carries "ready", each round's size (or,
+    for "new shared memory", the new block's name) and the replies. The data itself travels
+    through ``source``: a managed dict, a Queue, the same Pipe, or a shared memory block.
     """
+    import numpy as np
+
     shm = shared_memory.SharedMemory(name=source) if method == "shared memory" else None
     try:
         control.send("ready")
-        while (nbytes := control.recv()) is not None:
+        while (message := control.recv()) is not None:
             if method == "manager":
                 data = source["data"]  # the server pickles it and sends it here
             elif method == "queue":
                 data = source.get()
             elif method == "pipe":
                 data = control.recv()
-            else:
-                data = shm.buf[:nbytes]  # no copy: a view of the shared block
+            elif method == "shared memory":
+                data = np.frombuffer(shm.buf, dtype=np.uint8, count=message)  # no copy
+            else:  # "new shared memory": attach to this round's block by its name
+                name, nbytes = message
+                block = shared_memory.SharedMemory(name=name)
+                data = np.frombuffer(block.buf, dtype=np.uint8, count=nbytes)
+                summary = _summary(data)
+                del data  # drop the view before close()
+                block.close()
+                control.send(summary)
+                continue
             control.send(_summary(data))
             del data
     finally:
@@ -283,33 +376,49 @@ def time_transfers(method: str, nbytes: int, rounds: int) -> Transfer:
     """Send ``rounds`` fresh versions of an ``nbytes`` NumPy array to a worker by ``method``.
 
     ``method`` is one of :data:`TRANSFER_METHODS`. Each round the parent writes a new
-    version of the data (its first and last bytes change), hands it over and waits for
-    the worker's reply, so the time per round includes a full hand-over. One warm-up
-    round is not timed; ``seconds_per_round`` is the median round, so a hiccup on a busy
-    machine does not distort it. Starts and stops its own worker (and manager, queue or shared
-    memory block), using the default start method.
+    version of the data (its first and last bytes change), hands it over and waits for the
+    worker's reply; the worker reads every byte of it (a sum). "shared memory" copies each
+    version into one block made before the rounds; "new shared memory" creates a block each
+    round, copies the data into it (the first touch of its pages), and closes and unlinks it
+    once the worker has replied, all inside the timed round. One warm-up round is not timed;
+    ``seconds_per_round`` is the fastest round: other programs on a busy machine can only
+    slow a round down, so the fastest one is the least disturbed. Starts and stops its own
+    worker (and manager, queue or blocks), using the default start method.
+    """
+    _check_int(nbytes, "nbytes", minimum=1)
+    return time_transfers_by_size(method, (nbytes,), rounds)[nbytes]
+
+
+def time_transfers_by_size(method: str, sizes: Any, rounds: int) -> dict[int, Transfer]:
+    """:func:`time_transfers` for several sizes (bytes) with one worker: {size: Transfer}.
+
+    The sizes are timed one after the other, each with its own warm-up round.
     """
     import numpy as np
 
     if method not in TRANSFER_METHODS:
         raise ValueError(f"method must be one of {TRANSFER_METHODS}, got {method!r}")
-    _check_int(nbytes, "nbytes", minimum=1)
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise TypeError(f"sizes must be a sequence of byte counts, got {sizes!r}")
+    sizes = [_check_int(n, "sizes", minimum=1) for n in sizes]
+    if not sizes:
+        raise ValueError("sizes must not be empty")
     _check_int(rounds, "rounds", minimum=1)
-    payload = np.zeros(nbytes, dtype=np.uint8)
     manager = queue = shm = view = None
     parent_end, child_end = multiprocessing.Pipe()
+    results = {}
     try:
         if method == "manager":
             manager = multiprocessing.Manager()
             source: Any = manager.dict()
         elif method == "queue":
             source = queue = multiprocessing.Queue()
-        elif method == "pipe":
-            source = None
-        else:
-            shm = shared_memory.SharedMemory(create=True, size=nbytes)
+        elif method == "shared memory":
+            shm = shared_memory.SharedMemory(create=True, size=max(sizes))
             source = shm.name
-            view = np.ndarray(nbytes, dtype=np.uint8, buffer=shm.buf)
+            view = np.ndarray(max(sizes), dtype=np.uint8, buffer=shm.buf)
+        else:
+            source = None
         worker = multiprocessing.Process(
             target=_receive, args=(method, source, child_end), name=f"receiver-{method}"
         )
@@ -318,24 +427,30 @@ def time_transfers(method: str, nbytes: int, rounds: int) -> Transfer:
         try:
             if not parent_end.poll(30) or parent_end.recv() != "ready":
                 raise RuntimeError(f"the {method} receiver did not start")
-            received, times = [], []
-            for i in range(rounds + 1):  # round 0 warms up and is not timed
-                start = time.perf_counter()
-                payload[0] = i % 256
-                payload[-1] = (i * 7) % 256
-                if method == "manager":
-                    source["data"] = payload  # pickled and sent to the server
-                elif method == "queue":
-                    queue.put(payload)
-                elif method == "shared memory":
-                    view[:] = payload  # copy the new version into the shared block
-                parent_end.send(nbytes)
-                if method == "pipe":
-                    parent_end.send(payload)
-                reply = parent_end.recv()
-                if i >= 1:
-                    times.append(time.perf_counter() - start)
-                    received.append(tuple(reply))
+            for nbytes in sizes:
+                payload = np.zeros(nbytes, dtype=np.uint8)
+                received, times = [], []
+                for i in range(rounds + 1):  # round 0 warms up and is not timed
+                    start = time.perf_counter()
+                    payload[0] = i % 256
+                    payload[-1] = (i * 7) % 256
+                    if method == "new shared memory":
+                        reply = _hand_over_new_block(payload, parent_end)
+                    else:
+                        if method == "manager":
+                            source["data"] = payload  # pickled and sent to the server
+                        elif method == "queue":
+                            queue.put(payload)
+                        elif method == "shared memory":
+                            view[:nbytes] = payload  # copy the new version into the block
+                        parent_end.send(nbytes)
+                        if method == "pipe":
+                            parent_end.send(payload)
+                        reply = parent_end.recv()
+                    if i >= 1:
+                        times.append(time.perf_counter() - start)
+                        received.append(tuple(reply))
+                results[nbytes] = Transfer(method, nbytes, rounds, min(times), received)
             parent_end.send(None)
         finally:
             worker.join(timeout=10)
@@ -353,16 +468,33 @@ def time_transfers(method: str, nbytes: int, rounds: int) -> Transfer:
             del view  # the NumPy view must go before close()
             shm.close()
             shm.unlink()
-    return Transfer(method, nbytes, rounds, statistics.median(times), received)
+    return results
 
 
-def expected_transfers(nbytes: int, rounds: int) -> list[tuple[int, int, int]]:
+def _hand_over_new_block(payload: Any, control: Any) -> Any:
+    """One "new shared memory" round: create a block, fill it, send its name, wait for the
+    reply, then close and unlink the block. Returns the reply."""
+    import numpy as np
+
+    block = shared_memory.SharedMemory(create=True, size=payload.nbytes)
+    try:
+        view = np.ndarray(payload.shape, dtype=np.uint8, buffer=block.buf)
+        view[:] = payload  # the first touch of each page of a new block
+        del view
+        control.send((block.name, payload.nbytes))
+        return control.recv()
+    finally:
+        block.close()
+        block.unlink()
+
+
+def expected_transfers(nbytes: int, rounds: int) -> list[tuple[int, int, int, int]]:
     """What the receiver in :func:`time_transfers` should report, round by round."""
     _check_int(nbytes, "nbytes", minimum=1)
     _check_int(rounds, "rounds", minimum=1)
     if nbytes == 1:  # first and last byte are the same byte: the last write wins
-        return [(1, (i * 7) % 256, (i * 7) % 256) for i in range(1, rounds + 1)]
-    return [(nbytes, i % 256, (i * 7) % 256) for i in range(1, rounds + 1)]
+        return [(1, i * 7 % 256, i * 7 % 256, i * 7 % 256) for i in range(1, rounds + 1)]
+    return [(nbytes, i % 256, i * 7 % 256, i % 256 + i * 7 % 256) for i in range(1, rounds + 1)]
 
 
 def plot_transfer_costs(per_round: Mapping[tuple[str, str], float], title: str = "") -> Any:
@@ -400,8 +532,8 @@ def plot_transfer_costs(per_round: Mapping[tuple[str, str], float], title: str =
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.set_xticks(range(len(sizes)), [f"{size} per round" for size in sizes])
-    ax.set_ylabel("median ms per round (log scale)")
+    ax.set_ylabel("ms per round, fastest of the rounds (log scale)")
     ax.set_title(title or "Handing data to another process (labels: times the shared-memory cost)")
-    ax.legend(ncols=len(TRANSFER_METHODS), loc="upper left", fontsize=8)
+    ax.legend(ncols=3, loc="upper left", fontsize=8)
     ax.set_ylim(top=ax.get_ylim()[1] * 3)
     return fig

@@ -205,98 +205,136 @@ def test_transfer_validates():
 # --- checks ---------------------------------------------------------------------------
 
 
-def move(balances, account_locks, src, dst, amount):
-    first, second = sorted((src, dst))
-    with account_locks[first], account_locks[second]:
-        balances[src] -= amount
-        balances[dst] += amount
-
-
-def move_with_manual_locks(balances, account_locks, src, dst, amount):
-    low, high = account_locks[min(src, dst)], account_locks[max(src, dst)]
-    low.acquire()
-    high.acquire()
+def pay(balances, account_locks, src, dsts, amount):
+    accounts = sorted({src, *dsts})
+    taken = []
     try:
-        balances[src] -= amount
-        balances[dst] += amount
+        for account in accounts:
+            account_locks[account].acquire()
+            taken.append(account)
+        for dst in dsts:
+            balances[src] -= amount
+            balances[dst] += amount
     finally:
-        high.release()
-        low.release()
+        for account in reversed(taken):
+            account_locks[account].release()
 
 
-def racy_move(balances, account_locks, src, dst, amount):
-    balances[src] -= amount
-    balances[dst] += amount
+def pay_with_exit_stack(balances, account_locks, src, dsts, amount):
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        for account in sorted(set(dsts) | {src}):
+            stack.enter_context(account_locks[account])
+        balances[src] -= amount * len(dsts)
+        for dst in dsts:
+            balances[dst] += amount
 
 
-def src_first_move(balances, account_locks, src, dst, amount):
-    with account_locks[src], account_locks[dst]:
+def pay_racy(balances, account_locks, src, dsts, amount):
+    for dst in dsts:
         balances[src] -= amount
         balances[dst] += amount
 
 
-def one_lock_move(balances, account_locks, src, dst, amount):
-    with account_locks[src]:
+def pay_pair_by_pair(balances, account_locks, src, dsts, amount):
+    for dst in dsts:  # each move locked, but the payment as a whole is not one step
+        first, second = sorted({src, dst}) if src != dst else (src, None)
+        with account_locks[first]:
+            if second is None:
+                continue
+            with account_locks[second]:
+                balances[src] -= amount
+                balances[dst] += amount
+
+
+def pay_src_first(balances, account_locks, src, dsts, amount):
+    accounts = [src] + sorted(set(dsts) - {src})
+    for account in accounts:
+        account_locks[account].acquire()
+    try:
+        for dst in dsts:
+            balances[src] -= amount
+            balances[dst] += amount
+    finally:
+        for account in accounts:
+            account_locks[account].release()
+
+
+def pay_no_dedup(balances, account_locks, src, dsts, amount):
+    accounts = sorted([src, *dsts])  # a payee twice: its lock taken twice
+    for account in accounts:
+        account_locks[account].acquire()
+    try:
+        for dst in dsts:
+            balances[src] -= amount
+            balances[dst] += amount
+    finally:
+        for account in accounts:
+            account_locks[account].release()
+
+
+def pay_leaky(balances, account_locks, src, dsts, amount):
+    for account in sorted({src, *dsts}):
+        account_locks[account].acquire()
+    for dst in dsts:
         balances[src] -= amount
-    balances[dst] += amount
+        balances[dst] += amount
 
 
-def leaky_move(balances, account_locks, src, dst, amount):
-    first, second = sorted((src, dst))
-    account_locks[first].acquire()
-    account_locks[second].acquire()
-    balances[src] -= amount
-    balances[dst] += amount
+def pay_once(balances, account_locks, src, dsts, amount):
+    accounts = sorted({src, *dsts})
+    for account in accounts:
+        account_locks[account].acquire()
+    try:
+        for dst in set(dsts):  # a payee listed twice is paid once
+            balances[src] -= amount
+            balances[dst] += amount
+    finally:
+        for account in accounts:
+            account_locks[account].release()
 
 
-def backwards_move(balances, account_locks, src, dst, amount):
-    first, second = sorted((src, dst))
-    with account_locks[first], account_locks[second]:
-        balances[src] += amount
-        balances[dst] -= amount
-
-
-def broken_move(balances, account_locks, src, dst, amount):
+def pay_broken(balances, account_locks, src, dsts, amount):
     raise RuntimeError("oops")
 
 
-@pytest.mark.parametrize("answer", [move, move_with_manual_locks])
-def test_check_move_passes_right_answers(answer, capsys):
-    check.check_move(answer)
+def pay_skeleton(balances, account_locks, src, dsts, amount):
+    for dst in dsts:  # Your code here: no locks yet
+        balances[src] -= amount
+        balances[dst] += amount
+
+
+@pytest.mark.parametrize("answer", [pay, pay_with_exit_stack])
+def test_check_pay_passes_right_answers(answer, capsys):
+    check.check_pay(answer)
     assert "Correct" in capsys.readouterr().out
+    assert multiprocessing.active_children() == []
 
 
 @pytest.mark.parametrize(
     "answer, hint",
     [
-        (racy_move, "without holding"),
-        (one_lock_move, "without holding"),
-        (src_first_move, "fixed order"),
-        (leaky_move, "still holding"),
-        (backwards_move, "expected \\[95, 100, 105\\]"),
-        (broken_move, "raised"),
+        (pay_skeleton, "while not holding"),
+        (pay_racy, "while not holding"),
+        (pay_pair_by_pair, "while not holding"),
+        (pay_src_first, "one order"),
+        (pay_no_dedup, "taken twice"),
+        (pay_leaky, "still holding"),
+        (pay_once, "expected"),
+        (pay_broken, "raised"),
     ],
 )
-def test_check_move_fails_wrong_answers_fast(answer, hint):
+def test_check_pay_fails_wrong_answers_fast(answer, hint):
     started = time.perf_counter()
     with pytest.raises(ExerciseFailed, match=hint):
-        check.check_move(answer)
+        check.check_pay(answer)
     assert time.perf_counter() - started < 1  # judged in this process, before any child starts
 
 
-def test_check_move_catches_a_lock_taken_twice():
-    def greedy_move(balances, account_locks, src, dst, amount):
-        with account_locks[src]:
-            with account_locks[src]:
-                balances[src] -= amount
-
-    with pytest.raises(ExerciseFailed, match="taken twice"):
-        check.check_move(greedy_move)
-
-
-def test_check_move_rejects_non_functions():
+def test_check_pay_rejects_non_functions():
     with pytest.raises(TypeError, match="func"):
-        check.check_move(print)
+        check.check_pay(print)
 
 
 def polite_download(limits, url, sink):
@@ -329,6 +367,21 @@ def forgetful_download(limits, url, sink):
         work.fake_download(url, 0.1)
 
 
+def no_finally_download(limits, url, sink):
+    limit = limits[url.split("/")[2]]
+    limit.acquire()
+    work.fake_download(url, 0.1, sink=sink)
+    limit.release()  # skipped when the download raises
+
+
+def hiding_download(limits, url, sink):
+    with limits[url.split("/")[2]]:
+        try:
+            work.fake_download(url, 0.1, sink=sink)
+        except ConnectionError:
+            pass
+
+
 @pytest.mark.parametrize("answer", [polite_download, polite_download_split])
 def test_check_polite_download_passes_right_answers(answer, capsys):
     check.check_polite_download(answer)
@@ -341,7 +394,9 @@ def test_check_polite_download_passes_right_answers(answer, capsys):
         (rude_download, "each host allows 2"),
         (one_queue_download, "waited for each"),
         (leaky_download, "never got a place"),
-        (forgetful_download, "expected 8 spans"),
+        (forgetful_download, "expected 7 spans"),
+        (no_finally_download, "kept its place"),
+        (hiding_download, "reach the caller"),
     ],
 )
 def test_check_polite_download_fails_wrong_answers(answer, hint):

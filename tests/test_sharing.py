@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 from multiprocessing import shared_memory
 from multiprocessing.shared_memory import SharedMemory
@@ -173,6 +174,17 @@ def test_time_transfers_delivers_every_round(method):
     assert transfer.seconds_per_round > 0
 
 
+def test_time_transfers_by_size_times_each_size_with_one_worker():
+    by_size = sharing.time_transfers_by_size("shared memory", (4096, 1, 100), 3)
+    assert sorted(by_size) == [1, 100, 4096]
+    for nbytes, transfer in by_size.items():
+        assert transfer.received == sharing.expected_transfers(nbytes, 3)
+    with pytest.raises(TypeError, match="sizes"):
+        sharing.time_transfers_by_size("pipe", 1024, 3)
+    with pytest.raises(ValueError, match="sizes"):
+        sharing.time_transfers_by_size("pipe", (), 3)
+
+
 def test_time_transfers_validates():
     with pytest.raises(ValueError, match="method"):
         sharing.time_transfers("carrier pigeon", 10, 1)
@@ -180,7 +192,7 @@ def test_time_transfers_validates():
         sharing.time_transfers("pipe", 0, 1)
     with pytest.raises(TypeError, match="rounds"):
         sharing.time_transfers("pipe", 10, 1.5)
-    assert sharing.expected_transfers(1, 2) == [(1, 7, 7), (1, 14, 14)]
+    assert sharing.expected_transfers(1, 2) == [(1, 7, 7, 7), (1, 14, 14, 14)]
 
 
 class RecordingSharedMemory(shared_memory.SharedMemory):
@@ -203,7 +215,7 @@ def test_shared_memory_helpers_leave_nothing_in_dev_shm(monkeypatch, capsys):
     checks.check_histogram(histogram_right)
     with pytest.raises(ExerciseFailed):
         checks.check_histogram(histogram_unlinks)
-    assert len(RecordingSharedMemory.created) == 3
+    assert len(RecordingSharedMemory.created) >= 3
     left = [name for name in RecordingSharedMemory.created if Path("/dev/shm", name).exists()]
     assert left == []
 
@@ -211,72 +223,128 @@ def test_shared_memory_helpers_leave_nothing_in_dev_shm(monkeypatch, capsys):
 # --- Exercise checks --------------------------------------------------------------------------
 
 
-def scores_right(board, lock, player, scores):
+def claim_right(todo, owners, lock, worker):
     with lock:
-        current = board[player]
-        current.extend(scores)
-        board[player] = current
+        if len(todo) == 0:
+            return None
+        job = todo.pop(0)
+        owners[job] = worker
+    return job
 
 
-def scores_without_lock(board, lock, player, scores):
-    current = board[player]
-    current.extend(scores)
-    board[player] = current
+def claim_pop_no_lock(todo, owners, lock, worker):
+    try:
+        job = todo.pop()  # one call in the server: atomic without the lock
+    except IndexError:
+        return None
+    owners[job] = worker
+    return job
 
 
-def scores_lock_twice(board, lock, player, scores):
+def claim_check_then_act(todo, owners, lock, worker):
+    if len(todo) == 0:
+        return None
+    job = todo.pop(0)
+    owners[job] = worker
+    return job
+
+
+def claim_lock_only_the_check(todo, owners, lock, worker):
     with lock:
-        current = board[player]
-    current.extend(scores)
-    with lock:  # held for the write, but released since the read
-        board[player] = current
+        empty = len(todo) == 0
+    if empty:
+        return None
+    job = todo.pop(0)
+    owners[job] = worker
+    return job
 
 
-def scores_on_copy(board, lock, player, scores):
+def claim_peek_then_delete(todo, owners, lock, worker):
+    try:
+        job = todo[0]
+        with lock:
+            del todo[0]
+    except IndexError:
+        return None
+    owners[job] = worker
+    return job
+
+
+def claim_looks_again(todo, owners, lock, worker):
     with lock:
-        board[player].extend(scores)
+        if len(todo) == 0:
+            return None
+    with lock:  # looks again under this acquisition before taking: still right
+        if len(todo) == 0:
+            return None
+        job = todo.pop(0)
+    owners[job] = worker
+    return job
 
 
-def scores_replace(board, lock, player, scores):
+def claim_split_lock(todo, owners, lock, worker):
     with lock:
-        board[player] = scores
+        if len(todo) == 0:
+            return None
+    with lock:  # takes without looking again: another worker may have taken the last one
+        job = todo.pop(0)
+    owners[job] = worker
+    return job
 
 
-def scores_raise(board, lock, player, scores):
-    raise KeyError(player)
+def claim_no_owner(todo, owners, lock, worker):
+    with lock:
+        return todo.pop(0) if len(todo) else None
 
 
-def scores_skeleton(board, lock, player, scores):
+def claim_keeps_the_lock(todo, owners, lock, worker):
+    lock.acquire()
+    if len(todo) == 0:
+        return None  # returns holding the lock
+    job = todo.pop(0)
+    owners[job] = worker
+    lock.release()
+    return job
+
+
+def claim_never_removes(todo, owners, lock, worker):
+    with lock:
+        for job in todo[:]:
+            if job not in owners:
+                owners[job] = worker
+                return job
     return None
 
 
-def test_check_record_scores_passes_right_answer(capsys):
-    checks.check_record_scores(scores_right)
-    assert capsys.readouterr().out.startswith("Correct:")
+def claim_skeleton(todo, owners, lock, worker):
+    return None
+
+
+def test_check_claim_passes_right_answers(capsys):
+    checks.check_claim(claim_right)
+    checks.check_claim(claim_pop_no_lock)
+    checks.check_claim(claim_looks_again)
+    assert capsys.readouterr().out.count("Correct:") == 3
+    assert multiprocessing.active_children() == []
 
 
 @pytest.mark.parametrize(
     "func, hint",
     [
-        (scores_on_copy, "copy"),
-        (scores_skeleton, "left the board as it was"),
-        (scores_replace, "old scores"),
-        (scores_raise, "raised KeyError"),
-        (scores_without_lock, "without holding the lock"),
-        (scores_lock_twice, "without holding the lock"),
+        (claim_skeleton, "returned None although jobs were left"),
+        (claim_check_then_act, "raised IndexError"),
+        (claim_lock_only_the_check, "raised IndexError"),
+        (claim_peek_then_delete, "more than one call"),
+        (claim_split_lock, "let the lock go|raised IndexError"),
+        (claim_no_owner, "owners should map"),
+        (claim_keeps_the_lock, "did not finish|lock was still held"),
+        (claim_never_removes, "todo still holds"),
         (None, "define the function"),
     ],
 )
-def test_check_record_scores_fails_wrong_answers(func, hint):
+def test_check_claim_fails_wrong_answers(func, hint):
     with pytest.raises(ExerciseFailed, match=hint):
-        checks.check_record_scores(func)
-
-
-def test_unlocked_updates_pairs_each_write_with_the_read_before_it():
-    locked = [("get", "a", 1, 3), ("set", "a", 1, 3)]
-    assert checks._unlocked_updates(locked) == []
-    assert checks._unlocked_updates([("get", "a", 1, 0), ("set", "a", 1, 0)]) == ["a"]
-    assert checks._unlocked_updates([("get", "a", 1, 3), ("set", "a", 1, 4)]) == ["a"]
+        checks.check_claim(func)
 
 
 def histogram_right(name, shape, row, values):
@@ -284,13 +352,28 @@ def histogram_right(name, shape, row, values):
 
     import numpy as np
 
+    bad = [value for value in values if not 0 <= value < shape[1]]
     shm = shared_memory.SharedMemory(name=name)
     try:
+        if bad:
+            raise ValueError(f"value {bad[0]} is not a bin")
         counts = np.ndarray(shape, dtype=np.int64, buffer=shm.buf)
-        counts[row] = np.bincount(values, minlength=shape[1])
+        counts[row] = np.bincount(np.asarray(values, dtype=np.int64), minlength=shape[1])
         del counts
     finally:
         shm.close()
+
+
+def histogram_validates_before_attaching(name, shape, row, values):
+    for value in values:
+        if value < 0 or value >= shape[1]:
+            raise ValueError(f"{value} is out of range")
+    shm = SharedMemory(name=name)
+    view = np.ndarray(shape, dtype=np.int64, buffer=shm.buf)
+    for value in values:
+        view[row, value] += 1
+    del view
+    shm.close()
 
 
 def histogram_skeleton(name, shape, row, values):
@@ -309,10 +392,12 @@ def histogram_row_zero(name, shape, row, values):
 
     import numpy as np
 
+    if any(not 0 <= value < shape[1] for value in values):
+        raise ValueError(f"bad value in {values}")
     shm = shared_memory.SharedMemory(name=name)
     try:
         counts = np.ndarray(shape, dtype=np.int64, buffer=shm.buf)
-        counts[0] = np.bincount(values, minlength=shape[1])
+        counts[0] += np.bincount(values, minlength=shape[1])
         del counts
     finally:
         shm.close()
@@ -355,9 +440,45 @@ def histogram_close_with_view(name, shape, row, values):
     shm.close()  # BufferError: the view still holds the buffer
 
 
-def test_check_histogram_passes_right_answer(capsys):
+def histogram_no_validation(name, shape, row, values):
+    shm = SharedMemory(name=name)
+    try:
+        counts = np.ndarray(shape, dtype=np.int64, buffer=shm.buf)
+        counts[row] = np.bincount(values, minlength=shape[1])  # numpy's own errors
+        del counts
+    finally:
+        shm.close()
+
+
+def histogram_writes_then_raises(name, shape, row, values):
+    shm = SharedMemory(name=name)
+    try:
+        view = np.ndarray(shape, dtype=np.int64, buffer=shm.buf)
+        try:
+            for value in values:
+                if not 0 <= value < shape[1]:
+                    raise ValueError(f"value {value} is not a bin")
+                view[row, value] += 1
+        finally:
+            del view
+    finally:
+        shm.close()
+
+
+def histogram_no_finally(name, shape, row, values):
+    shm = SharedMemory(name=name)
+    if any(not 0 <= value < shape[1] for value in values):
+        raise ValueError(f"values {[v for v in values if not 0 <= v < shape[1]]} are not bins")
+    counts = np.ndarray(shape, dtype=np.int64, buffer=shm.buf)
+    counts[row] = np.bincount(values, minlength=shape[1])
+    del counts
+    shm.close()
+
+
+def test_check_histogram_passes_right_answers(capsys):
     checks.check_histogram(histogram_right)
-    assert "Correct:" in capsys.readouterr().out
+    checks.check_histogram(histogram_validates_before_attaching)
+    assert capsys.readouterr().out.count("Correct:") == 2
 
 
 @pytest.mark.parametrize(
@@ -368,8 +489,11 @@ def test_check_histogram_passes_right_answer(capsys):
         (histogram_row_zero, r"row \d should hold"),
         (histogram_unlinks, "unlink"),
         (histogram_uses_a_variable, "no variables"),
-        (histogram_no_close, "never called close"),
+        (histogram_no_close, "closed 0"),
         (histogram_close_with_view, "BufferError"),
+        (histogram_no_validation, "which value"),
+        (histogram_writes_then_raises, "check every value before"),
+        (histogram_no_finally, "closed 0"),
         (lambda *args: None, "lambda"),
     ],
 )
@@ -381,6 +505,69 @@ def test_check_histogram_fails_wrong_answers(func, hint):
 def test_check_histogram_leaves_no_child_processes():
     checks.check_histogram(histogram_right)
     assert multiprocessing.active_children() == []
+
+
+# --- Namespace, a RawArray through a pool initializer, a remote manager ------------------------
+
+
+def test_tune_halves_the_threshold_in_a_managed_namespace():
+    with multiprocessing.Manager() as manager:
+        settings = manager.Namespace(threshold=0.5)
+        proc = multiprocessing.Process(target=sharing.tune, args=(settings,))
+        run_all([proc])
+        assert (settings.threshold, settings.tuned_by) == (0.25, proc.pid)
+        with pytest.raises(TypeError, match="settings"):
+            sharing.tune(manager.Namespace())
+
+
+def test_use_array_and_double_row_in_a_pool():
+    raw = multiprocessing.RawArray("d", 6)
+    table = np.frombuffer(raw, dtype=np.float64).reshape(3, 2)
+    table[:] = np.arange(6).reshape(3, 2)
+    with multiprocessing.Pool(2, initializer=sharing.use_array, initargs=(raw, (3, 2))) as pool:
+        pids = pool.map(sharing.double_row, range(3))
+    assert np.array_equal(table, 2 * np.arange(6).reshape(3, 2))
+    assert os.getpid() not in pids
+    with pytest.raises(TypeError, match="shape"):
+        sharing.use_array(raw, [3, 2])
+
+
+def test_double_row_needs_the_initializer(monkeypatch):
+    monkeypatch.setattr(sharing, "_array", None)
+    with pytest.raises(RuntimeError, match="initializer"):
+        sharing.double_row(0)
+
+
+def test_serve_inventory_serves_one_object_to_every_client():
+    key = b"secret"
+    listening, ready = multiprocessing.Pipe(duplex=False)
+    server = multiprocessing.Process(
+        target=sharing.serve_inventory, args=("127.0.0.1", key, ready), daemon=True
+    )
+    server.start()
+    ready.close()
+    try:
+        assert listening.poll(30)
+        address = listening.recv()
+        assert address[0] == "127.0.0.1"
+        assert sharing.remote_restock(address, key, "pear", 3) == server.pid
+        assert sharing.remote_restock(address, key, "pear", 2) == server.pid
+        client = sharing.InventoryServer(address=address, authkey=key)
+        client.connect()
+        assert client.inventory().counts() == {"pear": 5}
+        with pytest.raises(multiprocessing.AuthenticationError):
+            sharing.InventoryServer(address=address, authkey=b"wrong").connect()
+    finally:
+        server.kill()
+        server.join(30)
+        listening.close()
+
+
+def test_serve_inventory_validates():
+    with pytest.raises(TypeError, match="authkey"):
+        sharing.serve_inventory("127.0.0.1", "text", None)
+    with pytest.raises(TypeError, match="host"):
+        sharing.serve_inventory(None, b"k", None)
 
 
 # --- A Value reaches pool workers through the initializer -----------------------------------

@@ -11,6 +11,7 @@ from helpers import timeline
 from helpers.checks import (
     ExerciseFailed,
     LearnerFunction,
+    call_with_timeout,
     collect,
     expect,
     fail,
@@ -19,7 +20,7 @@ from helpers.checks import (
     stop_processes,
 )
 
-__all__ = ["check_move", "check_polite_download"]
+__all__ = ["check_pay", "check_polite_download"]
 
 
 class _AccountLock:
@@ -56,13 +57,15 @@ class _AccountLock:
 
 
 class _WatchedBalances:
-    """Stands in for the shared ``Array``: records every access made without its lock."""
+    """Stands in for the shared ``Array``: records accesses made without every lock of the
+    payment held (the whole payment must be one step)."""
 
-    def __init__(self, values: list[int], account_locks: list[_AccountLock]) -> None:
-        self.values, self.account_locks, self.unlocked = list(values), account_locks, set()
+    def __init__(self, values: list[int], account_locks: list[_AccountLock], involved: set):
+        self.values, self.account_locks = list(values), account_locks
+        self.involved, self.unlocked = involved, set()
 
     def _watch(self, i: int) -> None:
-        if not self.account_locks[i].held:
+        if not all(self.account_locks[j].held for j in self.involved):
             self.unlocked.add(i)
 
     def __getitem__(self, i: int) -> int:
@@ -77,77 +80,102 @@ class _WatchedBalances:
         return len(self.values)
 
 
-def _move_many(
-    move: Any, balances: Any, account_locks: Any, src: int, dst: int, times: int, start_line: Any
+def _pay_many(
+    pay: Any, balances: Any, account_locks: Any, src: int, dsts: list, times: int, start_line: Any
 ) -> None:
-    """Child process of ``check_move``: call ``move`` ``times`` times, 1 unit each."""
+    """Child process of ``check_pay``: call ``pay`` ``times`` times, 1 unit to each payee."""
     start_line.wait()
     for _ in range(times):
-        move(balances, account_locks, src, dst, 1)
+        pay(balances, account_locks, src, dsts, 1)
 
 
-def check_move(func: Any, times: int = 2000) -> None:
-    """Check ``move(balances, account_locks, src, dst, amount)``: both accounts' locks held
-    around every read and write, taken in one fixed order, released; then two processes
-    moving money in opposite directions neither lose money nor deadlock."""
+# (src, dsts, amount): payees out of order, a payee twice, nobody, oneself, amount 0.
+PAY_CASES = [
+    (1, [2, 0], 5),
+    (3, [1, 1, 0], 2),
+    (0, [], 7),
+    (2, [2, 3], 4),
+    (0, [3], 0),
+]
+
+
+def _expected_after(values: list[int], src: int, dsts: list, amount: int) -> list[int]:
+    values = list(values)
+    for dst in dsts:
+        values[src] -= amount
+        values[dst] += amount
+    return values
+
+
+def check_pay(func: Any, times: int = 1000) -> None:
+    """Check ``pay(balances, account_locks, src, dsts, amount)``: ``amount`` from ``src`` to
+    each account in ``dsts``, as one step. In one thread first, with locks that log: every
+    read and write happens with the lock of every account involved held, each lock taken
+    once, in one global order, and released. Then three processes paying each other in
+    overlapping circles with real locks: no money lost, no deadlock."""
     require_function(func)
-    start = [100, 100, 100]
-    for src, dst, expected in [(0, 2, [95, 100, 105]), (2, 0, [100, 100, 100])]:
+    values = [100, 100, 100, 100]
+    for src, dsts, amount in PAY_CASES:
         log: list[int] = []
-        account_locks = [_AccountLock(i, log) for i in range(3)]
-        balances = _WatchedBalances(start, account_locks)
-        call = f"{func.__name__}(balances, account_locks, src={src}, dst={dst}, amount=5)"
-        try:
-            func(balances, account_locks, src, dst, 5)
-        except ExerciseFailed:
-            raise
-        except Exception as exc:
-            fail(f"{call} raised {exc!r}")
+        account_locks = [_AccountLock(i, log) for i in range(len(values))]
+        involved = {src, *dsts}
+        balances = _WatchedBalances(values, account_locks, involved if dsts else set())
+        call = f"{func.__name__}(balances, account_locks, src={src}, dsts={dsts}, amount={amount})"
+        expected = _expected_after(values, src, dsts, amount)
+        outcome = call_with_timeout(func, (balances, account_locks, src, dsts, amount), 2)
+        if "error" in outcome:
+            if isinstance(outcome["error"], ExerciseFailed):
+                raise ExerciseFailed(f"{call}: {outcome['error']}")
+            fail(f"{call} raised {outcome['error']!r}")
+        expect(bool(outcome), f"{call} did not return within 2 s")
         expect(
             balances.values == expected,
             f"after {call} the balances were {balances.values}, expected {expected}",
         )
         expect(
             not balances.unlocked,
-            f"{call} read or wrote balances{sorted(balances.unlocked)} without holding "
-            "that account's lock: hold account_locks[src] AND account_locks[dst] around the "
-            "reads and writes",
+            f"{call} read or wrote balances{sorted(balances.unlocked)} while not holding the "
+            f"locks of all the accounts it involves ({sorted(involved)}): hold them all, from "
+            "the first change to the last, so nobody sees half a payment",
         )
         expect(
-            log == sorted(log),
-            f"{call} took the locks in the order {log}: a process moving money the other "
-            "way takes them the other way round, and the two can deadlock (section 6). "
-            "Take them in one fixed order, for example the lower account number first",
+            log == sorted(set(log)),
+            f"{call} took the locks in the order {log}: take each account's lock once, "
+            "always in one order that every process agrees on, or two payments can "
+            "deadlock (section 6)",
         )
         held = [lock.index for lock in account_locks if lock.held]
         expect(not held, f"{call} returned still holding account_locks{held}: release them")
-        start = expected
+        values = expected
 
-    balances = multiprocessing.Array("i", [times, times], lock=False)
-    account_locks = [multiprocessing.Lock(), multiprocessing.Lock()]
-    start_line = multiprocessing.Barrier(2, timeout=30)
+    start = 3 * times
+    balances = multiprocessing.Array("i", [start] * 3, lock=False)
+    account_locks = [multiprocessing.Lock() for _ in range(3)]
+    start_line = multiprocessing.Barrier(3, timeout=30)
     worker = LearnerFunction(func)
-    movers = [
+    circles = [(0, [1, 2]), (1, [2, 0]), (2, [0, 1])]
+    payers = [
         multiprocessing.Process(
-            target=_move_many,
-            args=(worker, balances, account_locks, src, dst, times, start_line),
+            target=_pay_many,
+            args=(worker, balances, account_locks, src, dsts, times, start_line),
         )
-        for src, dst in [(0, 1), (1, 0)]
+        for src, dsts in circles
     ]
-    for p in movers:
+    for p in payers:
         p.start()
-    stuck = stop_processes(movers, 30)
-    expect(not stuck, "the two processes were still moving money after 30 s: a deadlock?")
-    codes = [p.exitcode for p in movers]
-    expect(codes == [0, 0], f"the processes exited with codes {codes}, expected 0 and 0")
+    stuck = stop_processes(payers, 10)
+    expect(not stuck, "the three processes were still paying after 10 s: a deadlock?")
+    codes = [p.exitcode for p in payers]
+    expect(codes == [0, 0, 0], f"the processes exited with codes {codes}, expected 0, 0 and 0")
     expect(
-        list(balances) == [times, times],
-        f"{times} moves each way left the balances at {list(balances)}, "
-        f"expected [{times}, {times}]",
+        list(balances) == [start] * 3,
+        f"{times} payments from each of 3 processes left the balances at {list(balances)}, "
+        f"expected {[start] * 3}",
     )
     passed(
-        f"{times} moves each way in 2 processes at once: no money lost, no deadlock, "
-        "locks always in the same order."
+        f"payees in any order, twice, none or yourself: one step, each lock once, in one "
+        f"order; then {times} payments from each of 3 processes in a circle: no money lost, "
+        "no deadlock."
     )
 
 
@@ -167,9 +195,25 @@ def _per_host_overlap(spans: list) -> dict[str, int]:
     }
 
 
+class _FlakySink(list):
+    """A list sink whose ``append`` raises for one label: that download fails at its end."""
+
+    def __init__(self, failing: str) -> None:
+        super().__init__()
+        self.failing = failing
+
+    def append(self, span: Any) -> None:
+        if span.label == self.failing:
+            raise ConnectionError(f"the download of {span.label} failed")
+        super().append(span)
+
+
+FAILING = "e0"  # the first example.org page: its download raises ConnectionError
+
+
 def _run_threads(func: Any, urls: list[str], limit: int, seconds_allowed: float) -> list:
     limits = {host: threading.Semaphore(limit) for host in HOSTS}
-    sink: list = []
+    sink = _FlakySink(FAILING)
     errors: list = []
 
     def task(url: str) -> None:
@@ -193,9 +237,27 @@ def _run_threads(func: Any, urls: list[str], limit: int, seconds_allowed: float)
             f"{len(stuck)} of {len(urls)} tasks never got a place: release the semaphore after "
             "each download (`with limits[host]:` does it for you, even on errors)"
         )
-    if errors:
-        fail(f"{func.__name__} raised {errors[0]!r}")
-    return sink
+    failed = [exc for exc in errors if isinstance(exc, ConnectionError)]
+    others = [exc for exc in errors if not isinstance(exc, ConnectionError)]
+    if others:
+        fail(f"{func.__name__} raised {others[0]!r}")
+    expect(
+        len(failed) == 1 or not sink,  # no span at all: the sink hint below says more
+        f"the download of {FAILING} raised ConnectionError, but {func.__name__} did not let "
+        "it reach the caller: don't hide a failed download",
+    )
+    for host, sem in limits.items():
+        free = [sem.acquire(blocking=False) for _ in range(limit)]
+        for got in free:
+            if got:
+                sem.release()
+        expect(
+            all(free),
+            f"after every download, only {sum(free)} of {host}'s {limit} places were free: "
+            f"the failed download of {FAILING} kept its place. Give it back on every path "
+            "(`with`, or `finally`)",
+        )
+    return list(sink)
 
 
 def check_polite_download(func: Any, limit: int = 2, per_host: int = 4) -> None:
@@ -205,9 +267,9 @@ def check_polite_download(func: Any, limit: int = 2, per_host: int = 4) -> None:
     urls = _urls(per_host)
     sink = _run_threads(func, urls, limit, seconds_allowed=3)
     expect(
-        len(sink) == len(urls) and all(isinstance(s, timeline.Span) for s in sink),
-        f"expected {len(urls)} spans in sink (one per download from work.fake_download), "
-        f"got {len(sink)}",
+        len(sink) == len(urls) - 1 and all(isinstance(s, timeline.Span) for s in sink),
+        f"expected {len(urls) - 1} spans in sink (one per download from work.fake_download, "
+        f"except the one that failed), got {len(sink)}",
     )
     overlap = _per_host_overlap(sink)
     too_many = {host: n for host, n in overlap.items() if n > limit}
@@ -238,6 +300,7 @@ def check_polite_download(func: Any, limit: int = 2, per_host: int = 4) -> None:
         f"with one place per host, processes downloaded {overlap} at once per host",
     )
     passed(
-        f"{len(sink)} downloads in threads and {len(got)} in processes, never more than the "
-        "limit per host, and the hosts in parallel."
+        f"{len(sink)} downloads in threads (and one that failed, whose place came back) and "
+        f"{len(got)} in processes, never more than the limit per host, and the hosts in "
+        "parallel."
     )

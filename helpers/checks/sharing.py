@@ -7,76 +7,140 @@ arrived in the parent.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
+import re
 import sys
 import threading
 import time
-from itertools import permutations
 from multiprocessing import shared_memory
-from multiprocessing.managers import AcquirerProxy, BaseManager, DictProxy
+from multiprocessing.managers import AcquirerProxy, BaseManager, DictProxy, ListProxy
 from typing import Any
 
-from helpers.checks import LearnerFunction, expect, fail, passed
+from helpers.checks import LearnerFunction, call_with_timeout, expect, fail, passed
 
-__all__ = ["check_record_scores", "check_histogram", "HISTOGRAM_CHUNKS"]
+__all__ = ["check_claim", "check_histogram", "HISTOGRAM_CASES"]
 
 TIMEOUT = 30  # seconds for all workers of one check
 
-# Scores already on the board, and the new scores each worker records. "dee" gets two
-# workers at once, so an update that isn't done under the lock can be lost.
-_BOARD = {"ada": [3], "bob": [], "cy": [7, 1], "dee": [8]}
-_NEW_SCORES = {"ada": [[10, 12]], "bob": [[5]], "cy": [[2, 9, 4]], "dee": [[1, 2], [6]]}
+JOBS_TWO_WORKERS = ["only-job"]  # one job, two workers: who gets the last one?
+JOBS_THREE_WORKERS = [f"job-{i}" for i in range(7)]
+_RENDEZVOUS_SECONDS = 0.25  # how long an unlocked call on the list waits for a partner
 
 
 class _WatchedLock:
-    """A lock, served by the check's manager, that knows whether it is held (and which time)."""
+    """A lock, served by the check's manager, that knows which client thread holds it.
+
+    The proxies a process has for one manager share that process's connection, so the
+    server thread that runs a worker's ``acquire`` also runs its calls on the list.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.holding = 0  # which acquisition holds it now (0: nobody)
-        self._count = 0
+        self.holder: int | None = None
+        self.acquisitions = 0  # numbers each acquisition, so two can be told apart
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         got = self._lock.acquire(blocking, timeout)
         if got:
-            self._count += 1
-            self.holding = self._count
+            self.acquisitions += 1
+            self.holder = threading.get_ident()
         return got
 
     def release(self) -> None:
-        self.holding = 0
+        self.holder = None
         self._lock.release()
 
+    def mine(self) -> int | None:
+        """The number of the acquisition the calling thread holds, or None."""
+        return self.acquisitions if self.holder == threading.get_ident() else None
 
-class _WatchedBoard(dict):
-    """A dict, served by the check's manager, that logs each read and write of a player,
-    with the lock acquisition held at that moment."""
+    def held(self) -> bool:
+        return self.holder is not None
 
-    def __init__(self, data: dict, lock: _WatchedLock) -> None:
-        super().__init__(data)
+
+class _Rendezvous:
+    """Makes two unlocked calls happen together: the first waits (briefly) for a second."""
+
+    def __init__(self, seconds: float) -> None:
+        self._cond = threading.Condition()
+        self._seconds = seconds
+        self._waiting = False
+        self._generation = 0
+
+    def meet(self) -> None:
+        with self._cond:
+            if self._waiting:  # a partner is waiting: go together
+                self._waiting = False
+                self._generation += 1
+                self._cond.notify_all()
+                return
+            self._waiting = True
+            generation = self._generation
+            self._cond.wait_for(lambda: self._generation != generation, self._seconds)
+            if self._generation == generation:  # nobody came: go alone
+                self._waiting = False
+
+
+class _WatchedList(list):
+    """The ``todo`` list, served by the check's manager. Every call a worker makes on it
+    without holding the lock first waits for another such call, so a gap between looking at
+    the list and changing it is always hit by the other worker, not only when unlucky."""
+
+    def __init__(self, items: list, lock: _WatchedLock) -> None:
+        super().__init__(items)
         self._watched = lock
-        self._log: list[tuple[str, Any, int, int]] = []
+        self._meeting = _Rendezvous(_RENDEZVOUS_SECONDS)
+        self._last_look: dict[int, int | None] = {}  # thread -> acquisition of its last look
+        self.split = 0  # changes made under another acquisition than the look before them
 
-    def __getitem__(self, key: Any) -> Any:
-        self._log.append(("get", key, threading.get_ident(), self._watched.holding))
-        return super().__getitem__(key)
+    def _gate(self, changes: bool) -> None:
+        held = self._watched.mine()
+        if held is None:
+            self._meeting.meet()
+        thread = threading.get_ident()
+        if not changes:
+            self._last_look[thread] = held
+            return
+        looked = self._last_look.pop(thread, None)
+        if looked is not None and looked != held:  # looked under the lock, changed later
+            self.split += 1
 
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self._log.append(("set", key, threading.get_ident(), self._watched.holding))
-        super().__setitem__(key, value)
 
-    def accesses(self) -> list[tuple[str, Any, int, int]]:
-        return list(self._log)
+_CHANGES = {
+    "__delitem__",
+    "__setitem__",
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "remove",
+    "reverse",
+    "sort",
+    "__iadd__",
+    "__imul__",
+}
 
 
-class _BoardProxy(DictProxy):
-    _exposed_ = (*DictProxy._exposed_, "accesses")
+def _gated(name: str) -> Any:
+    method = getattr(list, name)
+    changes = name in _CHANGES
 
-    def accesses(self) -> list:
-        return self._callmethod("accesses")
+    def call(self: _WatchedList, *args: Any, **kwargs: Any) -> Any:
+        self._gate(changes)
+        return method(self, *args, **kwargs)
+
+    call.__name__ = name
+    return call
+
+
+for _name in ListProxy._exposed_:
+    if _name in vars(list):
+        setattr(_WatchedList, _name, _gated(_name))
 
 
 _SERVED_LOCK: _WatchedLock | None = None
+_SERVED_TODO: _WatchedList | None = None
 
 
 def _make_lock() -> _WatchedLock:
@@ -85,72 +149,86 @@ def _make_lock() -> _WatchedLock:
     return _SERVED_LOCK
 
 
-def _make_board(data: dict) -> _WatchedBoard:
+def _make_todo(items: list) -> _WatchedList:
+    global _SERVED_TODO
     if _SERVED_LOCK is None:
         raise RuntimeError("create the Lock first")
-    return _WatchedBoard(data, _SERVED_LOCK)
+    _SERVED_TODO = _WatchedList(items, _SERVED_LOCK)
+    return _SERVED_TODO
 
 
-class _BoardManager(BaseManager):
-    """The check's manager: a managed dict and a managed Lock that watch each other."""
+def _todo_left() -> list:
+    """What is left in the todo list, read without the rendezvous (for the check itself)."""
+    return list.copy(_SERVED_TODO) if _SERVED_TODO is not None else []
 
 
-_BoardManager.register("Lock", _make_lock, proxytype=AcquirerProxy)
-_BoardManager.register("Board", _make_board, proxytype=_BoardProxy)
+def _split_steps() -> int:
+    """How often a worker changed todo under another lock acquisition than its look."""
+    return _SERVED_TODO.split if _SERVED_TODO is not None else 0
 
 
-def _unlocked_updates(accesses: list) -> list:
-    """Players whose write was not under the same lock acquisition as the read before it."""
-    last_read: dict[tuple[int, Any], int] = {}
-    bad = []
-    for kind, key, thread, holding in accesses:
-        if kind == "get":
-            last_read[thread, key] = holding
-        elif not holding or last_read.get((thread, key)) != holding:
-            bad.append(key)
-    return bad
+def _lock_held() -> bool:
+    return _SERVED_LOCK is not None and _SERVED_LOCK.held()
 
 
-def _watch_close() -> list[str]:
-    """In a worker: make ``SharedMemory.close()`` note each call the worker's code makes.
+class _ClaimManager(BaseManager):
+    """The check's manager: a todo list that watches the Lock, the Lock, an owners dict."""
 
-    Returns the list the names are appended to. Calls made by ``SharedMemory.__del__``
-    (when a handle is garbage-collected) are not counted: the worker must close on purpose.
+
+_ClaimManager.register("Lock", _make_lock, proxytype=AcquirerProxy)
+_ClaimManager.register("Todo", _make_todo, proxytype=ListProxy)
+_ClaimManager.register("dict", dict, proxytype=DictProxy)
+_ClaimManager.register("lock_held", _lock_held)
+_ClaimManager.register("todo_left", _todo_left)
+_ClaimManager.register("split_steps", _split_steps)
+
+
+def _watch_handles() -> dict[str, int]:
+    """In a worker: count the ``SharedMemory`` handles the worker's code opens and closes.
+
+    Returns the dict the counts go to. Calls made by ``SharedMemory.__del__`` (when a handle
+    is garbage-collected) are not counted: the worker must close on purpose.
     """
-    closed: list[str] = []
-    original = shared_memory.SharedMemory.close
+    counts = {"opened": 0, "closed": 0}
+    original_init = shared_memory.SharedMemory.__init__
+    original_close = shared_memory.SharedMemory.close
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        counts["opened"] += 1
 
     def close(self: Any) -> None:
         if sys._getframe(1).f_code.co_name != "__del__":
-            closed.append(self.name)
-        original(self)
+            counts["closed"] += 1
+        original_close(self)
 
+    shared_memory.SharedMemory.__init__ = init  # type: ignore[method-assign]
     shared_memory.SharedMemory.close = close  # type: ignore[method-assign]
-    return closed
+    return counts
 
 
-def _call_reporting(func: Any, args: tuple, conn: Any, watch_close: bool = False) -> None:
-    """Worker: call ``func(*args)`` and send back ("ok", "", closes) or (error type, message,
-    closes), where ``closes`` counts the worker's own ``SharedMemory.close()`` calls."""
-    closed = _watch_close() if watch_close else []
+def _call_reporting(func: Any, args: tuple, conn: Any) -> None:
+    """Worker: call ``func(*args)`` and send back (outcome, message, opened, closed): outcome
+    is "ok" or the exception's type name; opened/closed count SharedMemory handles."""
+    counts = _watch_handles()
     try:
         func(*args)
     except BaseException as exc:  # report anything, so nothing reaches the child's stderr
-        conn.send((type(exc).__name__, str(exc), len(closed)))
+        conn.send((type(exc).__name__, str(exc), counts["opened"], counts["closed"]))
     else:
-        conn.send(("ok", "", len(closed)))
+        conn.send(("ok", "", counts["opened"], counts["closed"]))
     finally:
         conn.close()
 
 
 def _run_in_workers(
-    func: LearnerFunction, calls: list[tuple], what: str, watch_close: bool = False
-) -> list[int]:
+    func: LearnerFunction, calls: list[tuple], what: str, may_raise: frozenset = frozenset()
+) -> list[tuple[str, str, int, int]]:
     """Run ``func(*args)`` for each args in ``calls``, each in its own spawned process.
 
-    Fails with a hint if a call raises or does not finish within TIMEOUT seconds (the
-    process is then terminated, so a check never hangs). Returns, per call, how many times
-    it called ``SharedMemory.close()`` (counted only with ``watch_close``).
+    Fails with a hint if a call raises (except a ValueError from a call whose index is in
+    ``may_raise``) or does not finish within TIMEOUT seconds (the process is then
+    terminated, so a check never hangs). Returns each call's report (see _call_reporting).
     """
     ctx = multiprocessing.get_context("spawn")
     workers = []
@@ -158,7 +236,7 @@ def _run_in_workers(
     try:
         for args in calls:
             receiver, sender = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_call_reporting, args=(func, args, sender, watch_close))
+            proc = ctx.Process(target=_call_reporting, args=(func, args, sender))
             proc.start()
             sender.close()
             workers.append((proc, receiver))
@@ -177,7 +255,7 @@ def _run_in_workers(
                 proc.terminate()
                 proc.join()
             receiver.close()
-    for kind, message, _ in reports:
+    for index, (kind, message, _, _) in enumerate(reports):
         if kind == "NameError":
             fail(
                 f"{what} raised NameError in the worker ({message}). The worker is a fresh "
@@ -195,9 +273,9 @@ def _run_in_workers(
                 "SharedMemory(name=name), and never unlink() in a worker: only the process "
                 "that created the block unlinks it, once, after every worker is done."
             )
-        if kind != "ok":
-            fail(f"{what} raised {kind} in the worker process: {message}")
-    return [closes for _, _, closes in reports]
+        if kind not in ("ok", "ValueError") or (kind == "ValueError" and index not in may_raise):
+            fail(f"{what}{calls[index][1:]} raised {kind} in the worker process: {message}")
+    return reports
 
 
 def _learner(func: Any, name: str) -> LearnerFunction:
@@ -230,119 +308,189 @@ class _PatientLock:
         self.release()
 
 
-def _does_nothing(func: Any) -> bool:
-    """True if ``func`` leaves a plain dict unchanged (an untouched skeleton): checked here,
-    in a thread, before starting any process, so such an answer is turned down at once."""
-    board = {player: list(scores) for player, scores in _BOARD.items()}
-    outcome: list[bool] = []
+def _first_call(func: Any) -> dict[str, Any]:
+    """Call ``func`` once on plain local objects, in a thread, before starting any process:
+    an answer that does nothing is turned down at once."""
+    todo, owners = ["a", "b"], {}
+    outcome = call_with_timeout(func, (todo, owners, _PatientLock(), "w0"), 2)
+    outcome.update(todo=todo, owners=owners)
+    return outcome
 
-    def trial() -> None:
-        try:
-            func(board, _PatientLock(), "ada", [10, 12])
-        except BaseException:  # judged by the real run
+
+def _claim_until_none(
+    func: Any, todo: Any, owners: Any, lock: Any, worker: str, limit: int, start: Any, conn: Any
+) -> None:
+    """Worker: call ``func`` until it returns None (at most ``limit`` times); send back
+    ("ok", jobs) or (error type, message)."""
+    try:
+        start.wait(timeout=TIMEOUT)
+        jobs = []
+        for _ in range(limit):
+            job = func(todo, owners, lock, worker)
+            if job is None:
+                break
+            jobs.append(job)
+        else:
+            conn.send(("endless", jobs))
             return
-        outcome.append(board == _BOARD)
+        conn.send(("ok", jobs))
+    except BaseException as exc:  # report anything, so nothing reaches the child's stderr
+        conn.send((type(exc).__name__, str(exc)))
+    finally:
+        conn.close()
 
-    thread = threading.Thread(target=trial, name="record_scores trial", daemon=True)
-    thread.start()
-    thread.join(timeout=2)
-    return outcome == [True]
 
-
-def check_record_scores(func: Any) -> None:
-    """Exercise 1: ``record_scores(board, lock, player, scores)`` appends under a lock.
-
-    Runs the function in spawned workers, all at once: one per player, and two for the
-    player "dee". The board is a managed dict of plain lists and the lock a managed Lock,
-    both served by a manager that notes, for every read and write of a player, whether the
-    lock was held: the read and the write back must happen in the same ``with lock:``.
-    """
-    learner = _learner(func, "record_scores")
-    if _does_nothing(func):
-        fail(
-            "record_scores left the board as it was. board[player] gives you a copy of the "
-            "list from the manager: read it, extend it, and assign it back (under the lock)."
-        )
+def _run_claimers(learner: LearnerFunction, jobs: list[str], n_workers: int) -> dict[str, Any]:
+    """Run ``n_workers`` spawned workers claiming ``jobs``; return what each got and the
+    state of the todo list, the owners dict and the lock afterwards."""
     ctx = multiprocessing.get_context("spawn")
-    with _BoardManager(ctx=ctx) as manager:
+    with _ClaimManager(ctx=ctx) as manager:
         lock = manager.Lock()
-        board = manager.Board({player: list(scores) for player, scores in _BOARD.items()})
-        calls = [
-            (board, lock, player, scores)
-            for player, batches in _NEW_SCORES.items()
-            for scores in batches
-        ]
-        _run_in_workers(learner, calls, "record_scores")
-        result = board.copy()  # a plain dict, read before the manager shuts down
-        unlocked = _unlocked_updates(board.accesses())
-    expect(
-        set(result) == set(_BOARD),
-        f"the board should still have exactly the players {sorted(_BOARD)}, got {sorted(result)}",
-    )
-    if result == _BOARD:
+        todo = manager.Todo(list(jobs))
+        owners = manager.dict()
+        start = ctx.Barrier(n_workers)
+        workers, reports = [], {}
+        deadline = time.monotonic() + TIMEOUT
+        try:
+            for i in range(n_workers):
+                receiver, sender = ctx.Pipe(duplex=False)
+                name = f"worker-{i}"
+                args = (learner, todo, owners, lock, name, len(jobs) + 3, start, sender)
+                proc = ctx.Process(target=_claim_until_none, args=args)
+                proc.start()
+                sender.close()
+                workers.append((name, proc, receiver))
+            for name, _proc, receiver in workers:
+                if not receiver.poll(max(0.0, deadline - time.monotonic())):
+                    fail(
+                        f"claim did not finish within {TIMEOUT} s in the workers: a worker that "
+                        "keeps the lock (or never returns None) stops everyone"
+                    )
+                try:
+                    reports[name] = receiver.recv()
+                except EOFError:
+                    fail("a worker process running claim died without an answer")
+        finally:
+            for _name, proc, receiver in workers:
+                proc.join(timeout=max(0.0, deadline - time.monotonic()))
+                if proc.is_alive():
+                    proc.terminate()
+                    proc.join()
+                receiver.close()
+        left = manager.todo_left()._getvalue()
+        owned = owners.copy()
+        held = manager.lock_held()._getvalue()
+        split = manager.split_steps()._getvalue()
+    return {"reports": reports, "left": left, "owners": owned, "held": held, "split": split}
+
+
+def check_claim(func: Any) -> None:
+    """Exercise 1: ``claim(todo, owners, lock, worker)`` takes each job exactly once.
+
+    Spawned workers call it until it returns None: 2 workers for 1 job, then 3 for 7 jobs.
+    The todo list is served by the check's manager and makes every call on it made without
+    the lock wait for another such call, so a gap between looking at the list and taking
+    from it is always hit. Judges the outcome: no crash, every job returned by exactly one
+    worker, the owners dict says who, the list empty, the lock free.
+    """
+    learner = _learner(func, "claim")
+    first = _first_call(func)
+    if "error" in first:
+        error = first["error"]
+        fail(f"claim(['a', 'b'], {{}}, lock, 'w0') raised {type(error).__name__}: {error}")
+    if not first:
+        fail("claim(['a', 'b'], {}, lock, 'w0') did not return within 2 s")
+    if first["value"] is None:
         fail(
-            "the board did not change. board[player] gives you a copy of the list from the "
-            "manager; appending to the copy changes nothing there. Read the list, extend it, "
-            "and assign it back: board[player] = updated."
+            "claim returned None although jobs were left: None means 'nothing left'. Take one "
+            "job out of todo, note its owner and return the job."
         )
-    for player in sorted(_BOARD):
-        got, old = result[player], _BOARD[player]
-        if got[: len(old)] != old:
-            fail(
-                f"{player}'s old scores {old} are gone (got {got}): extend the list that is "
-                "on the board instead of replacing it."
-            )
-    if unlocked:
-        fail(
-            f"the list of {unlocked[0]!r} was written back without holding the lock since it "
-            "was read. Two workers update 'dee' at the same time: put the read, the extend "
-            "and the write back together in one `with lock:` block, or one worker's scores "
-            "can be lost."
-        )
-    for player in sorted(_BOARD):
-        got, old, batches = result[player], _BOARD[player], _NEW_SCORES[player]
-        orders = [old + [s for batch in order for s in batch] for order in permutations(batches)]
-        want = " or ".join(str(order) for order in orders)
+    for jobs, n_workers in ((JOBS_TWO_WORKERS, 2), (JOBS_THREE_WORKERS, 3)):
+        outcome = _run_claimers(learner, jobs, n_workers)
+        setting = f"{n_workers} workers, {len(jobs)} job(s)"
+        for name, (kind, detail) in sorted(outcome["reports"].items()):
+            if kind == "endless":
+                fail(
+                    f"{setting}: claim kept returning jobs after all {len(jobs)} were taken "
+                    f"({detail[-3:]}...): return None once todo is empty"
+                )
+            if kind != "ok":
+                fail(
+                    f"{setting}: claim raised {kind} in {name}: {detail}. Another worker "
+                    "changed todo between this worker's look at it and its take: make those "
+                    "one step that no other worker can get between."
+                )
         expect(
-            got in orders,
-            f"{player}'s scores should be {want} (old scores, then each worker's new ones), "
-            f"got {got}",
+            not outcome["split"],
+            f"{setting}: claim looked at todo while holding the lock, let the lock go, and "
+            "took it again to change todo: another worker can get in between. Look and take "
+            "in one `with lock:` block.",
+        )
+        got = [job for _, jobs_got in outcome["reports"].values() for job in jobs_got]
+        twice = sorted({job for job in got if got.count(job) > 1}, key=repr)
+        if twice:
+            fail(
+                f"{setting}: {twice[0]!r} was returned by more than one call: two workers saw "
+                "it before either took it away. Make looking and taking one step."
+            )
+        extra = sorted(set(got) - set(jobs), key=repr)
+        if extra:
+            fail(f"{setting}: claim returned {extra[0]!r}, which is not a job in todo")
+        missing = sorted(set(jobs) - set(got))
+        if missing:
+            fail(
+                f"{setting}: nobody got {missing[0]!r} (still in todo: {outcome['left']}). "
+                "Every job should be returned by exactly one call."
+            )
+        expect(
+            outcome["left"] == [],
+            f"{setting}: todo still holds {outcome['left']} after every job was returned: "
+            "remove the job you take from todo",
+        )
+        want = {job: name for name, (_, jobs_got) in outcome["reports"].items() for job in jobs_got}
+        expect(
+            outcome["owners"] == want,
+            f"{setting}: owners should map each job to the worker that got it, {want}, got "
+            f"{outcome['owners']}",
+        )
+        expect(
+            not outcome["held"],
+            f"{setting}: the lock was still held after every worker had finished: release it "
+            "(with lock: does it for you)",
         )
     passed(
-        "every worker's scores reached the managed dict, the old ones are still there, and "
-        "the two workers on 'dee' each read and wrote back under the lock."
+        "2 workers racing for 1 job and 3 for 7: every job went to exactly one worker, the "
+        "owners dict says who, nothing was left in todo, and nobody crashed."
     )
 
 
-# Values each worker counts; bins are 0..HISTOGRAM_BINS-1.
-HISTOGRAM_BINS = 8
-HISTOGRAM_CHUNKS = (
-    [0, 1, 1, 2, 3, 3, 3, 7, 7, 5],
-    [4, 4, 4, 4, 0, 6, 6, 2],
-    [7, 6, 5, 4, 3, 2, 1, 0, 0, 0, 1],
+# Each case: (shape, the values of each row, the bad value in each row or None). The
+# workers of one case run at once; rows with a bad value must stay untouched.
+HISTOGRAM_CASES = (
+    (
+        (5, 8),
+        ([0, 1, 1, 2, 3, 3, 3, 7, 7, 5], [4, 4, 4, 4, 0, 6, 6, 2], [1, 2, 8, 3], [], [5, -2]),
+        (None, None, 8, None, -2),
+    ),
 )
 
 
-def check_histogram(func: Any) -> None:
-    """Exercise 2: ``histogram_into(name, shape, row, values)`` counts into shared memory.
-
-    Creates an int64 array of ``shape`` (one row per worker) in a shared memory block,
-    runs the function in spawned workers, one row each, then compares every row with
-    ``numpy.bincount``. The check creates the block and unlinks it (exactly once).
-    """
+def _histogram_case(
+    learner: LearnerFunction, shape: tuple[int, int], chunks: tuple, bad: tuple
+) -> None:
+    """Run one case of check_histogram; fail with a hint if any row or worker is wrong."""
     import numpy as np
 
-    learner = _learner(func, "histogram_into")
-    shape = (len(HISTOGRAM_CHUNKS), HISTOGRAM_BINS)
     nbytes = shape[0] * shape[1] * np.dtype(np.int64).itemsize
     shm = shared_memory.SharedMemory(create=True, size=nbytes)
     unlinked_by_worker = False
     try:
         counts = np.ndarray(shape, dtype=np.int64, buffer=shm.buf)
         counts[:] = 0
-        calls = [(shm.name, shape, row, list(chunk)) for row, chunk in enumerate(HISTOGRAM_CHUNKS)]
+        calls = [(shm.name, shape, row, list(chunk)) for row, chunk in enumerate(chunks)]
+        may_raise = frozenset(row for row, value in enumerate(bad) if value is not None)
         try:
-            closes = _run_in_workers(learner, calls, "histogram_into", watch_close=True)
+            reports = _run_in_workers(learner, calls, "histogram_into", may_raise)
         finally:
             result = counts.copy()
             del counts
@@ -357,30 +505,103 @@ def check_histogram(func: Any) -> None:
         "the shared memory block was already unlinked when the workers were done: a worker "
         "must only close() its handle; the process that created the block unlinks it, once.",
     )
-    if not result.any():
-        fail(
-            "the shared array is still all zeros: nothing reached shared memory. Make a NumPy "
-            "view on the block (np.ndarray(shape, dtype=np.int64, buffer=shm.buf)) and write "
-            "into view[row], rather than into a new array."
-        )
-    for row, chunk in enumerate(HISTOGRAM_CHUNKS):
-        want = np.bincount(chunk, minlength=HISTOGRAM_BINS)
+    n_bins = shape[1]
+    for row, (chunk, value, report) in enumerate(zip(chunks, bad, reports, strict=True)):
+        kind, message, opened, closed = report
+        call = f"histogram_into(name, {shape}, {row}, {list(chunk)})"
+        if value is None:
+            want = np.bincount(np.asarray(chunk, dtype=np.int64), minlength=n_bins)
+            if not result.any() and np.any(want):
+                fail(
+                    f"the shared array is still all zeros after {call}: nothing reached "
+                    "shared memory. Make a NumPy view on the block and write into its row "
+                    "`row`, rather than into a new array."
+                )
+            expect(
+                np.array_equal(result[row], want),
+                f"after {call} row {row} should hold the counts {want.tolist()}, got "
+                f"{result[row].tolist()}. Each worker writes only its own row.",
+            )
+        else:
+            expect(
+                kind == "ValueError",
+                f"{call} should raise ValueError: {value} is not a bin of 0..{n_bins - 1}",
+            )
+            expect(
+                re.search(rf"(?<![\w.(-]){value}(?![\w.,)])", message) is not None,
+                f"{call} raised ValueError({message!r}); say which value is out of range "
+                f"({value}), so whoever reads the error can find it",
+            )
+            expect(
+                not result[row].any(),
+                f"{call} raised, but row {row} was changed to {result[row].tolist()}: check "
+                "every value before you write anything",
+            )
         expect(
-            np.array_equal(result[row], want),
-            f"row {row} should hold the counts of its values {list(chunk)}, i.e. "
-            f"{want.tolist()}, got {result[row].tolist()}. Each worker writes only its own row.",
+            closed >= opened,
+            f"{call} opened {opened} SharedMemory handle(s) and closed {closed}: every "
+            "handle a worker opens must be closed, also when it raises (try/finally), after "
+            "dropping its views.",
         )
-    expect(
-        all(closes),
-        "the counts are right, but a worker never called close() on its SharedMemory: every "
-        "process that attached closes its own handle when done (after dropping its view).",
-    )
-    total = result.sum(axis=0)
-    expect(
-        np.array_equal(total, np.bincount(np.concatenate(HISTOGRAM_CHUNKS))),
-        "the rows are right but do not add up to the histogram of all values",
-    )
+
+
+def _histogram_first_call(func: Any) -> None:
+    """Call ``func`` once here, in a thread, on a small block before starting any process:
+    an answer that writes nothing is turned down at once."""
+    import numpy as np
+
+    shape, values = (2, 8), [1, 3, 3]
+    shm = shared_memory.SharedMemory(create=True, size=shape[0] * shape[1] * 8)
+    try:
+        counts = np.ndarray(shape, dtype=np.int64, buffer=shm.buf)
+        counts[:] = 0
+        outcome = call_with_timeout(func, (shm.name, shape, 1, values), 2)
+        wrote = counts.copy()
+        del counts
+    finally:
+        shm.close()
+        try:
+            shm.unlink()
+        except FileNotFoundError:
+            fail("histogram_into unlinked the block: a worker only close()s its handle")
+    error = outcome.get("error")
+    problem = f"raised {type(error).__name__}: {error}" if error is not None else ""
+    # Drop the learner's frame (held by the error's traceback) here, where a handle it left
+    # with a live view can't print "Exception ignored in SharedMemory.__del__" later.
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        del error
+        outcome.clear()
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    if problem:
+        fail(f"histogram_into(name, {shape}, 1, {values}) {problem}")
+    if not wrote.any():
+        fail(
+            f"histogram_into(name, {shape}, 1, {values}) left the shared array all zeros: "
+            "nothing reached shared memory. Attach to the block by name, make a NumPy view "
+            "on it and write into the row."
+        )
+
+
+def check_histogram(func: Any) -> None:
+    """Exercise 2: ``histogram_into(name, shape, row, values)`` counts into shared memory,
+    refuses bad values without writing, and always closes its handle.
+
+    For each case, creates an int64 array of ``shape`` (one row per worker) in a shared
+    memory block, runs the function in spawned workers at once, one row each, then compares
+    every row with ``numpy.bincount``: rows with a value outside the bins must be left at
+    zero and their worker must raise ValueError naming it. The check creates the block and
+    unlinks it (exactly once).
+    """
+    learner = _learner(func, "histogram_into")
+    _histogram_first_call(func)
+    for shape, chunks, bad in HISTOGRAM_CASES:
+        _histogram_case(learner, shape, chunks, bad)
     passed(
-        f"{shape[0]} workers each counted into their own row of the shared array and closed "
-        f"their handle; the total histogram is {total.tolist()}."
+        "every good row holds its counts (an empty chunk too), every chunk with a value "
+        "outside the bins raised ValueError naming it and left its row alone, and every "
+        "worker closed its handle, even when it raised."
     )
