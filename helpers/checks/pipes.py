@@ -101,6 +101,7 @@ def check_kv_server(kv_server: Any, *, timeout: float = 5.0) -> None:
         fail(str(exc))
     requests = kv_requests()
     ours, child = _start(learner, "kv_server")
+    ours2, child2 = _start(learner, "kv_server")  # for the client that vanishes, below
     try:
         for request, expected in requests:
             reply = _ask(ours, request, timeout)
@@ -119,12 +120,16 @@ def check_kv_server(kv_server: Any, *, timeout: float = 5.0) -> None:
         child.join(timeout=timeout)
         expect(not child.is_alive(), "after replying ('ok', 'bye') to ('stop',), return")
         expect(child.exitcode == 0, f"the server exited with code {child.exitcode}")
+    except BaseException:
+        stop_processes([child2], timeout=0)
+        ours2.close()
+        raise
     finally:
         stop_processes([child], timeout=0.5)
         ours.close()
 
     # The client vanishes without ("stop",).
-    ours, child = _start(learner, "kv_server")
+    ours, child = ours2, child2
     try:
         expect(
             _ask(ours, ("set", "a", 1), timeout) == ("ok", None),
@@ -145,6 +150,7 @@ def check_kv_server(kv_server: Any, *, timeout: float = 5.0) -> None:
         )
     finally:
         stop_processes([child], timeout=0.5)
+        ours.close()
     passed(
         f"{len(requests)} requests answered, every malformed one with an error reply, and "
         "the server stopped cleanly on ('stop',) and when its client vanished"
