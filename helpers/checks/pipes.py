@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import random
+import threading
 import time
 import types
 from typing import Any
@@ -257,6 +258,29 @@ def _gather_run(
     return outcome, took, sent, last_close
 
 
+def _in_thread(func: Any, *args: Any) -> Any:
+    """Start ``func(*args)`` in a thread; return a function that waits for its result (or
+    raises its exception). ``func`` must finish on its own (every wait in it has a timeout)."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = func(*args)
+        except BaseException as exc:  # re-raised by result()
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="check-run", daemon=True)
+    thread.start()
+
+    def result() -> Any:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    return result
+
+
 def _unpack(outcome: Any, where: str) -> tuple[list, int]:
     kind, value = outcome
     if kind == "error":
@@ -285,11 +309,11 @@ def check_gather(gather: Any, *, timeout: float = 3.0) -> None:
     """Check ``gather(conns, deadline)`` -> ``(messages, still_open)``.
 
     The learner's ``gather`` runs in a spawned child, on the reading ends of three pipes.
-    Run 1: messages arrive 0.1 s apart in a scripted order, then every sender closes long
+    Run 1: messages arrive 0.15 s apart in a scripted order, then every sender closes long
     before the deadline: all messages in arrival order, ``still_open == 0``, returned at
     once. Run 2: one sender closes, one keeps sending every 0.15 s, one stays silent:
     gather must return at the deadline (not later, not much sooner) with what arrived,
-    in order, and ``still_open == 2``.
+    in order, and ``still_open == 2``. The two runs go on side by side.
     """
     if not isinstance(gather, types.FunctionType):
         fail(f"define gather(conns, deadline) with def in the cell above (got {type(gather)})")
@@ -303,7 +327,15 @@ def check_gather(gather: Any, *, timeout: float = 3.0) -> None:
     schedule = [(0.3 + 0.15 * i, "send", index, msg) for i, (index, msg) in enumerate(script)]
     schedule += [(1.1, "close", index, None) for index in range(3)]
     where = "with three senders that all closed after 1.1 s (deadline 8 s)"
-    outcome, took, _, last_close = _gather_run(learner, schedule, 8.0)
+    d = GATHER_DEADLINE
+    schedule2 = [(0.2, "send", 0, "x1"), (0.3, "send", 0, "x2"), (0.4, "close", 0, None)]
+    schedule2 += [(0.05 + 0.15 * i, "send", 1, f"t{i}") for i in range(int((d + 1.8) / 0.15))]
+    schedule2.sort(key=lambda event: event[0])
+    second = _in_thread(_gather_run, learner, schedule2, d)  # runs meanwhile
+    try:
+        outcome, took, _, last_close = _gather_run(learner, schedule, 8.0)
+    finally:
+        outcome2, took2, sent2, _ = second()
     expect(
         outcome is not None,
         f"gather did not return {where} within 2 s of the last close, so the check stopped "
@@ -329,12 +361,8 @@ def check_gather(gather: Any, *, timeout: float = 3.0) -> None:
     )
 
     # Run 2: two senders never close before the deadline.
-    d = GATHER_DEADLINE
-    schedule = [(0.2, "send", 0, "x1"), (0.3, "send", 0, "x2"), (0.4, "close", 0, None)]
-    schedule += [(0.05 + 0.15 * i, "send", 1, f"t{i}") for i in range(int((d + 1.8) / 0.15))]
-    schedule.sort(key=lambda event: event[0])
     where = f"with a deadline of {d} s, one sender sending every 0.15 s and one silent"
-    outcome, took, sent, _ = _gather_run(learner, schedule, d)
+    outcome, took, sent = outcome2, took2, sent2
     expect(
         outcome is not None,
         f"gather did not return {where} within {d + 0.5:.1f} s: stop at the deadline, counted "
