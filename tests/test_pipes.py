@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
+import threading
 import time
 from multiprocessing.connection import Client, wait
 
@@ -545,3 +547,75 @@ def test_send_on_request_validates():
         pipes.send_on_request(a, b, None)
     a.close()
     b.close()
+
+
+# ---- pipe ends handed to siblings, and connections sent as messages ----------------------
+
+
+def test_collect_until_eof_and_echo_upper_from_in_process():
+    a, b = multiprocessing.Pipe()
+    report_reader, report_writer = multiprocessing.Pipe(duplex=False)
+    a.send("x")
+    a.close()
+    pipes.collect_until_eof(b, report_writer)
+    assert report_reader.recv() == ["x"]
+    inbox, inbox_end = multiprocessing.Pipe()
+    mine, theirs = multiprocessing.Pipe()
+    inbox.send(theirs)
+    mine.send("hi")
+    mine.send(None)
+    pipes.echo_upper_from(inbox_end)
+    assert mine.recv() == "HI"
+    with pytest.raises(TypeError, match="inbox"):
+        pipes.echo_upper_from("not a connection")
+    with pytest.raises(TypeError, match="report"):
+        pipes.collect_until_eof(mine, "not a connection")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_siblings_share_a_pipe_and_a_sent_connection_works(method):
+    ctx = multiprocessing.get_context(method)
+    left, right = ctx.Pipe()
+    report, report_writer = ctx.Pipe(duplex=False)
+    sender = ctx.Process(target=pipes.send_then_exit, args=(left, [1, 2]))
+    sender.start()
+    left.close()
+    receiver = ctx.Process(target=pipes.collect_until_eof, args=(right, report_writer))
+    receiver.start()
+    right.close()
+    report_writer.close()
+    assert report.poll(20) and report.recv() == [1, 2]
+    sender.join(timeout=10)
+    receiver.join(timeout=10)
+    assert sender.exitcode == receiver.exitcode == 0
+
+    carrier = ctx.Queue()
+    server = ctx.Process(target=pipes.echo_upper_from, args=(carrier,))
+    server.start()
+    mine, theirs = ctx.Pipe()
+    carrier.put(theirs)
+    mine.send("q")
+    assert mine.poll(20) and mine.recv() == "Q"
+    theirs.close()
+    mine.send(None)
+    server.join(timeout=10)
+    assert server.exitcode == 0
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the sizes are Linux defaults")
+def test_one_way_pipe_holds_less_than_the_duplex_socket_pair():
+    def fits(duplex, size):
+        reader, writer = multiprocessing.Pipe(duplex=duplex)
+        t = threading.Thread(target=writer.send_bytes, args=(bytes(size),))
+        t.start()
+        t.join(0.5)
+        fitted = not t.is_alive()
+        if not fitted:
+            reader.recv_bytes()
+        t.join()
+        reader.close()
+        writer.close()
+        return fitted
+
+    assert fits(False, 32_000) and not fits(False, 100_000)
+    assert fits(True, 150_000) and not fits(True, 400_000)

@@ -467,3 +467,30 @@ def test_put_big_sets_put_returned():
     assert put_returned.is_set()
     pid, payload = q.get_nowait()
     assert pid == os.getpid() and payload == bytes(10)
+
+
+def test_feeder_pickles_after_put_and_close_ends_get():
+    q = multiprocessing.Queue()
+    q.put(bytes(1_000_000))  # the feeder thread blocks on this until it is read
+    order = ["pick"]
+    q.put(order)
+    order.append("pack")
+    assert len(q.get(timeout=10)) == 1_000_000
+    assert q.get(timeout=10) == ["pick", "pack"]  # pickled after the append
+    q.put("waiting")
+    q.close()
+    q.join_thread()
+    with pytest.raises(ValueError, match="is closed"):
+        q.get(timeout=1)
+    with pytest.raises(ValueError, match="is closed"):
+        q.put("more")
+
+
+def test_put_nowait_on_a_full_queue_raises_full():
+    q = multiprocessing.Queue(maxsize=2)
+    q.put_nowait(1)
+    q.put_nowait(2)
+    with pytest.raises(queue.Full):
+        q.put_nowait(3)
+    assert [q.get(timeout=1), q.get(timeout=1)] == [1, 2]
+    q.close()
