@@ -418,6 +418,23 @@ def gather_one_by_one(conns, deadline):
     return messages, still_open
 
 
+def gather_deadline_from_first_message(conns, deadline):
+    pending, messages, end = list(conns), [], None
+    while pending:
+        left = None if end is None else end - time.monotonic()
+        if left is not None and left <= 0:
+            break
+        for conn in wait(pending, timeout=left):
+            try:
+                messages.append(conn.recv())
+            except EOFError:
+                pending.remove(conn)
+                continue
+            if end is None:
+                end = time.monotonic() + deadline
+    return messages, len(pending)
+
+
 def gather_counts_all(conns, deadline):
     messages, _ = gather_right(conns, deadline)
     return messages, len(conns)
@@ -440,6 +457,7 @@ def test_check_gather_passes_right_answers(gather, capsys):
         (gather_sleeps_to_deadline, "did not return"),
         (gather_one_by_one, "not the order|use multiprocessing.connection.wait"),
         (gather_counts_all, "still_open=3"),
+        (gather_deadline_from_first_message, "after the deadline|did not return"),
         (gather_skeleton, "returned None"),
         (42, "define gather"),
     ],

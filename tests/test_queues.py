@@ -242,6 +242,22 @@ def gather_slow_to_notice(q, producers):
     return items
 
 
+def gather_stops_once_one_crashed(q, producers):
+    items, finished = [], 0
+    while finished < len(producers):
+        try:
+            item = q.get(timeout=0.2)
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in producers):
+                break
+            continue
+        if item is None:
+            finished += 1
+        else:
+            items.append(item)
+    return items
+
+
 def gather_keeps_sentinels(q, producers):
     return [x for x in gather_right(q, producers)] + [None]
 
@@ -268,6 +284,7 @@ def test_check_gather_passes_right_answers(func, capsys):
         (gather_join_then_drain, "did not return"),
         (gather_slow_to_notice, "notice sooner|did not return"),
         (gather_keeps_sentinels, "are not items"),
+        (gather_stops_once_one_crashed, "Missing \\[\\('S', 0\\)\\]"),
     ],
 )
 def test_check_gather_fails_wrong_answers(func, hint):

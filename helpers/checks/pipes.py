@@ -328,8 +328,9 @@ def check_gather(gather: Any, *, timeout: float = 3.0) -> None:
     schedule += [(1.1, "close", index, None) for index in range(3)]
     where = "with three senders that all closed after 1.1 s (deadline 8 s)"
     d = GATHER_DEADLINE
-    schedule2 = [(0.2, "send", 0, "x1"), (0.3, "send", 0, "x2"), (0.4, "close", 0, None)]
-    schedule2 += [(0.05 + 0.15 * i, "send", 1, f"t{i}") for i in range(int((d + 1.8) / 0.15))]
+    # Nothing arrives during the first 0.7 s: the deadline counts from the call.
+    schedule2 = [(0.7, "send", 0, "x1"), (0.8, "send", 0, "x2"), (0.9, "close", 0, None)]
+    schedule2 += [(0.75 + 0.15 * i, "send", 1, f"t{i}") for i in range(int((d + 1.2) / 0.15))]
     schedule2.sort(key=lambda event: event[0])
     second = _in_thread(_gather_run, learner, schedule2, d)  # runs meanwhile
     try:

@@ -72,8 +72,9 @@ GATHER_SCENARIOS = (
         False,
     ),
     (
-        "a producer that is alive but pauses 1.6 s before each item, beside one that is done",
-        (("ok", "S", 1, 1.6), ("ok", "F", 2, 0.0)),
+        "a producer that is alive but pauses 1.6 s before each item, beside one that is done "
+        "and one that crashed",
+        (("ok", "S", 1, 1.6), ("ok", "F", 2, 0.0), ("crash", "K", 1, 0.0)),
         False,
     ),
     (
