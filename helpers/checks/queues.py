@@ -161,15 +161,17 @@ def check_gather(gather: Any, *, timeout: float = 6.0) -> None:
     # 1. The scenarios, side by side (each gather call in its own thread).
     runs = []
     try:
-        for what, plan, finished_first in GATHER_SCENARIOS:
+        # The producers that end before gather is called go first, so that the others are
+        # still at work (or pausing) when gather starts.
+        for what, plan, first in sorted(GATHER_SCENARIOS, key=lambda scenario: not scenario[2]):
             q = multiprocessing.Queue()
-            runs.append({"what": what, "plan": plan, "first": finished_first, "q": q, "stop": None})
+            runs.append({"what": what, "plan": plan, "first": first, "q": q, "stop": None})
             runs[-1]["procs"] = _start_producers(q, plan)
-        for run in runs:
-            if run["first"]:  # these producers end before gather is called
-                deadline = time.monotonic() + 10
-                while any(p.is_alive() for p in run["procs"]) and time.monotonic() < deadline:
-                    time.sleep(0.02)
+            deadline = time.monotonic() + 10
+            while first and any(p.is_alive() for p in runs[-1]["procs"]):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
         for run in runs:
             run["stop"] = threading.Event()
             run["ended"] = _watch_ends(run["procs"], run["stop"])
