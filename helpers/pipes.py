@@ -25,6 +25,8 @@ __all__ = [
     "send_on_request",
     "serve_listener",
     "Eavesdropper",
+    "collect_until_eof",
+    "echo_upper_from",
 ]
 
 
@@ -241,3 +243,35 @@ def serve_listener(report: Any, authkey: bytes, connections: int = 1) -> None:
                     got.append(message)
                     conn.send(("echo", message))
             report.send(("served", got))
+
+
+def collect_until_eof(conn: Any, report: Any) -> None:
+    """Receive until every copy of the other end is closed (``EOFError``); report the list.
+
+    The list of messages received is sent on ``report`` (another connection).
+    """
+    _check_conn(conn)
+    _check_conn(report, "report")
+    got = []
+    with conn, report:
+        while True:
+            try:
+                got.append(conn.recv())
+            except EOFError:
+                break
+        report.send(got)
+
+
+def echo_upper_from(inbox: Any) -> None:
+    """Receive a connection on ``inbox`` (a connection or a queue), then :func:`echo_upper` on it.
+
+    The child is started with ``inbox`` only: the connection it serves arrives later, as a
+    message.
+    """
+    if hasattr(inbox, "recv"):
+        conn = inbox.recv()
+    elif hasattr(inbox, "get"):
+        conn = inbox.get(timeout=30)
+    else:
+        raise TypeError(f"inbox must be a connection or a queue, got {type(inbox).__name__}")
+    echo_upper(conn)

@@ -26,7 +26,11 @@ __all__ = [
     "work_queue_worker",
     "fragile_worker",
     "produce_then_sentinel",
-    "square_indexed",
+    "init_results",
+    "square_to_results",
+    "square_to",
+    "produce_then_crash",
+    "make_block",
 ]
 
 
@@ -197,11 +201,59 @@ def produce_then_sentinel(q: Any, name: str, count: int, seconds: float = 0.0) -
     q.put(None)
 
 
-def square_indexed(tasks: Any, results: Any) -> None:
-    """Get ``(index, n)`` pairs until ``None``; put ``(index, n * n)`` on ``results``.
+# ---- a queue that pool tasks can use ------------------------------------------------------
 
-    Items take a little longer when ``n % 3`` is larger, so results come back out of
-    order: the index is what lets the receiver put them back in order.
+_results: Any = None  # set in each pool worker by init_results
+
+
+def init_results(results: Any) -> None:
+    """Pool initializer: keep ``results`` (a queue) in this worker for the tasks to use.
+
+    ``Pool(initializer=init_results, initargs=(q,))`` hands the queue to each worker when
+    the worker process is created, the one moment a ``multiprocessing.Queue`` can be passed.
+    """
+    global _results
+    _results = _check_queue(results, "results")
+
+
+def square_to_results(n: int) -> int:
+    """Pool task: put ``(n, n * n)`` on the queue :func:`init_results` stored; return the pid."""
+    if _results is None:
+        raise RuntimeError("no results queue: start the pool with initializer=init_results")
+    n = _check_int(n, "n")
+    _results.put((n, n * n))
+    return os.getpid()
+
+
+def square_to(results: Any, n: int) -> int:
+    """Pool task: put ``(n, n * n)`` on ``results`` (a manager's queue proxy); return the pid."""
+    _check_queue(results, "results")
+    n = _check_int(n, "n")
+    results.put((n, n * n))
+    return os.getpid()
+
+
+# ---- exercise workers ---------------------------------------------------------------------
+
+
+def produce_then_crash(q: Any, name: str, count: int, seconds: float = 0.0) -> None:
+    """Put ``count`` items ``(name, i)`` like :func:`produce`, then die without a sentinel.
+
+    Before dying (``os._exit(1)``, as a crash would) it flushes what it put (``close()``
+    then ``join_thread()``), so those items arrive whole; its ``None`` never comes.
+    """
+    produce(q, name, count, seconds)
+    q.close()
+    q.join_thread()
+    os._exit(1)
+
+
+def make_block(tasks: Any, results: Any) -> None:
+    """Get ``(index, size)`` pairs until ``None``; put ``(index, block)`` on ``results``.
+
+    ``block`` is ``size`` bytes, each equal to ``index % 256``. Small blocks are made a
+    little faster than big ones, so results come back out of order; big blocks (100 kB and
+    more) don't fit into the queue's pipe until someone reads them.
     """
     _check_queue(tasks, "tasks")
     _check_queue(results, "results")
@@ -209,6 +261,7 @@ def square_indexed(tasks: Any, results: Any) -> None:
         item = tasks.get()
         if item is None:
             return
-        index, n = item
-        time.sleep(0.005 * (n % 3))
-        results.put((index, n * n))
+        index, size = item
+        index, size = _check_int(index, "index"), _check_int(size, "size")
+        time.sleep(min(0.05, size / 4e6))
+        results.put((index, bytes([index % 256]) * size))

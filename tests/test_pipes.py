@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
+import threading
 import time
 from multiprocessing.connection import Client, wait
 
@@ -142,138 +144,328 @@ def test_listener_accepts_right_key_and_refuses_wrong_key(method):
 # ---- exercise checks: pass on the right answer, fail on wrong ones -------------------------
 
 
-def calc_right(conn):
+def kv_right(conn):
+    store = {}
     while True:
-        op, *args = conn.recv()
-        if op == "stop":
-            conn.send("bye")
+        try:
+            request = conn.recv()
+        except EOFError:
             return
-        if op == "add":
-            conn.send(args[0] + args[1])
-        elif op == "mul":
-            conn.send(args[0] * args[1])
-        else:
-            conn.send(("error", op))
-
-
-def calc_crashes_on_unknown(conn):
-    while True:
-        op, *args = conn.recv()
-        if op == "stop":
-            conn.send("bye")
-            return
-        conn.send({"add": args[0] + args[1], "mul": args[0] * args[1]}[op])
-
-
-def calc_never_stops(conn):
-    while True:
-        op, *args = conn.recv()
-        if op == "stop":
-            conn.send("bye")
+        if not (isinstance(request, tuple) and request):
+            conn.send(("error", f"a request is a non-empty tuple, got {request!r}"))
             continue
-        if op == "add":
-            conn.send(args[0] + args[1])
-        elif op == "mul":
-            conn.send(args[0] * args[1])
-        else:
-            conn.send(("error", op))
+        op, args = request[0], request[1:]
+        try:
+            if op == "set" and len(args) == 2:
+                store[args[0]] = args[1]
+                reply = ("ok", None)
+            elif op == "get" and len(args) == 1:
+                key = args[0]
+                reply = ("ok", store[key]) if key in store else ("error", f"no key {key!r}")
+            elif op == "stop" and not args:
+                conn.send(("ok", "bye"))
+                return
+            else:
+                reply = ("error", f"can't serve {request!r}")
+        except TypeError as exc:
+            reply = ("error", str(exc))
+        conn.send(reply)
 
 
-def calc_wrong_math(conn):
+def kv_right_match(conn):
+    store = {}
+    with conn:
+        while True:
+            try:
+                request = conn.recv()
+            except EOFError:
+                break
+            match request:
+                case tuple(("set", key, value)):
+                    try:
+                        store[key] = value
+                        conn.send(("ok", None))
+                    except TypeError:
+                        conn.send(("error", "unhashable key"))
+                case tuple(("get", key)):
+                    try:
+                        conn.send(("ok", store[key]))
+                    except (KeyError, TypeError) as exc:
+                        conn.send(("error", f"bad key: {exc!r}"))
+                case tuple(("stop",)):
+                    conn.send(("ok", "bye"))
+                    break
+                case _:
+                    conn.send(("error", "malformed request"))
+
+
+def kv_unpacks_anything(conn):  # treats a string or a list as a request
+    store = {}
     while True:
-        op, *args = conn.recv()
-        if op == "stop":
-            conn.send("bye")
+        try:
+            op, *args = conn.recv()
+        except EOFError:
             return
-        conn.send(args[0] + args[1] if op in ("add", "mul") else ("error", op))
+        except (TypeError, ValueError):
+            conn.send(("error", "bad request"))
+            continue
+        try:
+            if op == "set" and len(args) == 2:
+                store[args[0]] = args[1]
+                conn.send(("ok", None))
+            elif op == "get" and len(args) == 1:
+                conn.send(("ok", store[args[0]]) if args[0] in store else ("error", "missing"))
+            elif op == "stop":
+                conn.send(("ok", "bye"))
+                return
+            else:
+                conn.send(("error", f"unknown {op}"))
+        except TypeError:
+            conn.send(("error", "bad key"))
 
 
-def calc_skeleton(conn):
+def kv_get_none_is_missing(conn):
+    store = {}
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
+            return
+        if not (isinstance(request, tuple) and request):
+            conn.send(("error", "not a tuple"))
+            continue
+        try:
+            if request[0] == "set" and len(request) == 3:
+                store[request[1]] = request[2]
+                conn.send(("ok", None))
+            elif request[0] == "get" and len(request) == 2:
+                value = store.get(request[1])
+                conn.send(("error", "missing") if value is None else ("ok", value))
+            elif request == ("stop",):
+                conn.send(("ok", "bye"))
+                return
+            else:
+                conn.send(("error", "bad request"))
+        except TypeError:
+            conn.send(("error", "bad key"))
+
+
+def kv_crashes_on_unhashable(conn):
+    store = {}
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
+            return
+        if not (isinstance(request, tuple) and request):
+            conn.send(("error", "not a tuple"))
+        elif request[0] == "set" and len(request) == 3:
+            store[request[1]] = request[2]
+            conn.send(("ok", None))
+        elif request[0] == "get" and len(request) == 2:
+            key = request[1]
+            conn.send(("ok", store[key]) if key in store else ("error", "missing"))
+        elif request == ("stop",):
+            conn.send(("ok", "bye"))
+            return
+        else:
+            conn.send(("error", "bad request"))
+
+
+def kv_catches_everything(conn):  # replies to EOFError too: the send then fails
+    store = {}
+    while True:
+        try:
+            request = conn.recv()
+            if not (isinstance(request, tuple) and request):
+                raise ValueError("not a tuple")
+            if request[0] == "set" and len(request) == 3:
+                store[request[1]] = request[2]
+                conn.send(("ok", None))
+            elif request[0] == "get" and len(request) == 2:
+                conn.send(("ok", store[request[1]]))
+            elif request == ("stop",):
+                conn.send(("ok", "bye"))
+                return
+            else:
+                raise ValueError("bad request")
+        except Exception as exc:
+            conn.send(("error", repr(exc)))
+
+
+def kv_loops_on_eof(conn):
+    store = {}
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
+            time.sleep(0.05)
+            continue
+        if not (isinstance(request, tuple) and request):
+            conn.send(("error", "not a tuple"))
+            continue
+        try:
+            if request[0] == "set" and len(request) == 3:
+                store[request[1]] = request[2]
+                conn.send(("ok", None))
+            elif request[0] == "get" and len(request) == 2:
+                key = request[1]
+                conn.send(("ok", store[key]) if key in store else ("error", "missing"))
+            elif request == ("stop",):
+                conn.send(("ok", "bye"))
+                return
+            else:
+                conn.send(("error", "bad request"))
+        except TypeError:
+            conn.send(("error", "bad key"))
+
+
+def kv_skeleton(conn):
     return None
 
 
-def test_check_calculator_passes_right_answer(capsys):
-    check.check_calculator(calc_right)
+@pytest.mark.parametrize("server", [kv_right, kv_right_match])
+def test_check_kv_server_passes_right_answers(server, capsys):
+    check.check_kv_server(server)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
 @pytest.mark.parametrize(
-    "calc, hint",
+    "server, hint",
     [
-        (calc_crashes_on_unknown, "exited before replying"),
-        (calc_never_stops, "return from calculator"),
-        (calc_wrong_math, "expected 20"),
-        (calc_skeleton, "exited before replying"),
-        (None, "define calculator"),
+        (kv_unpacks_anything, "expected \\('error', reason\\)"),
+        (kv_get_none_is_missing, "expected \\('ok', None\\)"),
+        (kv_crashes_on_unhashable, "exited \\(or crashed\\)"),
+        (kv_catches_everything, "exited with code 1"),
+        (kv_loops_on_eof, "still running"),
+        (kv_skeleton, "exited \\(or crashed\\)"),
+        (None, "define kv_server"),
     ],
 )
-def test_check_calculator_fails_wrong_answers(calc, hint):
+def test_check_kv_server_fails_wrong_answers(server, hint):
     with pytest.raises(ExerciseFailed, match=hint):
-        check.check_calculator(calc, timeout=3.0)
+        check.check_kv_server(server, timeout=2.0)
+    assert multiprocessing.active_children() == []
 
 
-def gather_right(conns):
+def gather_right(conns, deadline):
+    end = time.monotonic() + deadline
     pending, messages = list(conns), []
     while pending:
-        for conn in wait(pending):
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        for conn in wait(pending, timeout=left):
             try:
                 messages.append(conn.recv())
             except EOFError:
                 pending.remove(conn)
-    return messages
+    return messages, len(pending)
 
 
-def gather_one_by_one(conns):
-    messages = []
+def gather_right_polling(conns, deadline):
+    end = time.monotonic() + deadline
+    open_conns, messages = list(conns), []
+    while open_conns and time.monotonic() < end:
+        for conn in list(open_conns):
+            if conn.poll(0.01):
+                try:
+                    messages.append(conn.recv())
+                except EOFError:
+                    open_conns.remove(conn)
+    return [messages, len(open_conns)]
+
+
+def gather_timeout_per_wait(conns, deadline):
+    pending, messages = list(conns), []
+    while pending:
+        ready = wait(pending, timeout=deadline)
+        if not ready:
+            break
+        for conn in ready:
+            try:
+                messages.append(conn.recv())
+            except EOFError:
+                pending.remove(conn)
+    return messages, len(pending)
+
+
+def gather_sleeps_to_deadline(conns, deadline):
+    time.sleep(deadline)
+    pending, messages = list(conns), []
+    for conn in list(pending):
+        try:
+            while conn.poll():
+                messages.append(conn.recv())
+        except EOFError:
+            pending.remove(conn)
+    return messages, len(pending)
+
+
+def gather_one_by_one(conns, deadline):
+    end = time.monotonic() + deadline
+    messages, still_open = [], 0
     for conn in conns:
         while True:
+            left = end - time.monotonic()
+            if left <= 0 or not conn.poll(left):
+                still_open += 1
+                break
             try:
                 messages.append(conn.recv())
             except EOFError:
                 break
-    return messages
+    return messages, still_open
 
 
-def gather_ignores_eof(conns):
-    messages = []
-    while True:
-        for conn in wait(conns):
-            messages.append(conn.recv())
-
-
-def gather_swallows_eof(conns):
-    messages = []
-    while True:  # never drops a finished connection: wait() keeps returning it, and it spins
-        for conn in wait(conns):
+def gather_deadline_from_first_message(conns, deadline):
+    pending, messages, end = list(conns), [], None
+    while pending:
+        left = None if end is None else end - time.monotonic()
+        if left is not None and left <= 0:
+            break
+        for conn in wait(pending, timeout=left):
             try:
                 messages.append(conn.recv())
             except EOFError:
-                pass
+                pending.remove(conn)
+                continue
+            if end is None:
+                end = time.monotonic() + deadline
+    return messages, len(pending)
 
 
-def gather_skeleton(conns):
+def gather_counts_all(conns, deadline):
+    messages, _ = gather_right(conns, deadline)
+    return messages, len(conns)
+
+
+def gather_skeleton(conns, deadline):
     return None
 
 
-def test_check_gather_passes_right_answer(capsys):
-    check.check_gather(gather_right)
+@pytest.mark.parametrize("gather", [gather_right, gather_right_polling])
+def test_check_gather_passes_right_answers(gather, capsys):
+    check.check_gather(gather)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
 @pytest.mark.parametrize(
     "gather, hint",
     [
-        (gather_one_by_one, "not the order they were sent"),
-        (gather_ignores_eof, "raised EOFError"),
-        (gather_swallows_eof, "did not return within"),
+        (gather_timeout_per_wait, "did not return"),
+        (gather_sleeps_to_deadline, "did not return"),
+        (gather_one_by_one, "not the order|use multiprocessing.connection.wait"),
+        (gather_counts_all, "still_open=3"),
+        (gather_deadline_from_first_message, "after the deadline|did not return"),
         (gather_skeleton, "returned None"),
         (42, "define gather"),
     ],
 )
 def test_check_gather_fails_wrong_answers(gather, hint):
     with pytest.raises(ExerciseFailed, match=hint):
-        check.check_gather(gather, timeout=3.0)
-    assert multiprocessing.active_children() == []  # a spinning gather was stopped
+        check.check_gather(gather)
+    assert multiprocessing.active_children() == []
 
 
 def test_check_gather_fails_fast_on_the_skeleton():
@@ -373,3 +565,75 @@ def test_send_on_request_validates():
         pipes.send_on_request(a, b, None)
     a.close()
     b.close()
+
+
+# ---- pipe ends handed to siblings, and connections sent as messages ----------------------
+
+
+def test_collect_until_eof_and_echo_upper_from_in_process():
+    a, b = multiprocessing.Pipe()
+    report_reader, report_writer = multiprocessing.Pipe(duplex=False)
+    a.send("x")
+    a.close()
+    pipes.collect_until_eof(b, report_writer)
+    assert report_reader.recv() == ["x"]
+    inbox, inbox_end = multiprocessing.Pipe()
+    mine, theirs = multiprocessing.Pipe()
+    inbox.send(theirs)
+    mine.send("hi")
+    mine.send(None)
+    pipes.echo_upper_from(inbox_end)
+    assert mine.recv() == "HI"
+    with pytest.raises(TypeError, match="inbox"):
+        pipes.echo_upper_from("not a connection")
+    with pytest.raises(TypeError, match="report"):
+        pipes.collect_until_eof(mine, "not a connection")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_siblings_share_a_pipe_and_a_sent_connection_works(method):
+    ctx = multiprocessing.get_context(method)
+    left, right = ctx.Pipe()
+    report, report_writer = ctx.Pipe(duplex=False)
+    sender = ctx.Process(target=pipes.send_then_exit, args=(left, [1, 2]))
+    sender.start()
+    left.close()
+    receiver = ctx.Process(target=pipes.collect_until_eof, args=(right, report_writer))
+    receiver.start()
+    right.close()
+    report_writer.close()
+    assert report.poll(20) and report.recv() == [1, 2]
+    sender.join(timeout=10)
+    receiver.join(timeout=10)
+    assert sender.exitcode == receiver.exitcode == 0
+
+    carrier = ctx.Queue()
+    server = ctx.Process(target=pipes.echo_upper_from, args=(carrier,))
+    server.start()
+    mine, theirs = ctx.Pipe()
+    carrier.put(theirs)
+    mine.send("q")
+    assert mine.poll(20) and mine.recv() == "Q"
+    theirs.close()
+    mine.send(None)
+    server.join(timeout=10)
+    assert server.exitcode == 0
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the sizes are Linux defaults")
+def test_one_way_pipe_holds_less_than_the_duplex_socket_pair():
+    def fits(duplex, size):
+        reader, writer = multiprocessing.Pipe(duplex=duplex)
+        t = threading.Thread(target=writer.send_bytes, args=(bytes(size),))
+        t.start()
+        t.join(0.5)
+        fitted = not t.is_alive()
+        if not fitted:
+            reader.recv_bytes()
+        t.join()
+        reader.close()
+        writer.close()
+        return fitted
+
+    assert fits(False, 32_000) and not fits(False, 100_000)
+    assert fits(True, 150_000) and not fits(True, 400_000)

@@ -122,10 +122,16 @@ def test_producers_consumers_lose_nothing(method):
 # ---- exercise checks: pass on the right answer, fail on wrong ones -------------------------
 
 
-def gather_right(q, n_producers):
+def gather_right(q, producers):
     items, finished = [], 0
-    while finished < n_producers:
-        item = q.get(timeout=10)
+    while finished < len(producers):
+        all_ended = all(p.exitcode is not None for p in producers)
+        try:
+            item = q.get(timeout=0.2)
+        except queue.Empty:
+            if all_ended:
+                break
+            continue
         if item is None:
             finished += 1
         else:
@@ -133,34 +139,32 @@ def gather_right(q, n_producers):
     return items
 
 
-def gather_first_sentinel(q, n_producers):
-    items = []
-    while (item := q.get(timeout=10)) is not None:
-        items.append(item)
-    return items
-
-
-def gather_while_not_empty(q, n_producers):
-    items = []
-    while not q.empty():
-        item = q.get(timeout=1)
-        if item is not None:
+def gather_right_is_alive_then_drain(q, producers):
+    items, finished = [], 0
+    while finished < len(producers) and any(p.is_alive() for p in producers):
+        try:
+            item = q.get(timeout=0.3)
+        except queue.Empty:
+            continue
+        if item is None:
+            finished += 1
+        else:
+            items.append(item)
+    while finished < len(producers):  # every producer has ended: take what is left
+        try:
+            item = q.get(timeout=0.3)
+        except queue.Empty:
+            break
+        if item is None:
+            finished += 1
+        else:
             items.append(item)
     return items
 
 
-def gather_keeps_sentinels(q, n_producers):
+def gather_no_timeout(q, producers):
     items, finished = [], 0
-    while finished < n_producers:
-        item = q.get(timeout=10)
-        finished += item is None
-        items.append(item)
-    return items
-
-
-def gather_one_too_many(q, n_producers):
-    items, finished = [], 0
-    while finished <= n_producers:
+    while finished < len(producers):
         item = q.get()
         if item is None:
             finished += 1
@@ -169,28 +173,124 @@ def gather_one_too_many(q, n_producers):
     return items
 
 
-def gather_skeleton(q, n_producers):
+def gather_first_empty_ends(q, producers):
+    items = []
+    while True:
+        try:
+            item = q.get(timeout=1.0)
+        except queue.Empty:
+            return items
+        if item is not None:
+            items.append(item)
+
+
+def gather_until_all_ended_no_drain(q, producers):
+    items = []
+    while any(p.is_alive() for p in producers):
+        try:
+            item = q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if item is not None:
+            items.append(item)
+    return items
+
+
+def gather_any_ended(q, producers):
+    items, finished = [], 0
+    while finished < len(producers):
+        try:
+            item = q.get(timeout=0.2)
+        except queue.Empty:
+            if any(p.exitcode is not None for p in producers):
+                break
+            continue
+        if item is None:
+            finished += 1
+        else:
+            items.append(item)
+    return items
+
+
+def gather_join_then_drain(q, producers):
+    for p in producers:
+        p.join()
+    items = []
+    while True:
+        try:
+            item = q.get(timeout=0.2)
+        except queue.Empty:
+            return items
+        if item is not None:
+            items.append(item)
+
+
+def gather_slow_to_notice(q, producers):
+    items, finished = [], 0
+    while finished < len(producers):
+        all_ended = all(p.exitcode is not None for p in producers)
+        try:
+            item = q.get(timeout=3)
+        except queue.Empty:
+            if all_ended:
+                break
+            continue
+        if item is None:
+            finished += 1
+        else:
+            items.append(item)
+    return items
+
+
+def gather_stops_once_one_crashed(q, producers):
+    items, finished = [], 0
+    while finished < len(producers):
+        try:
+            item = q.get(timeout=0.2)
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in producers):
+                break
+            continue
+        if item is None:
+            finished += 1
+        else:
+            items.append(item)
+    return items
+
+
+def gather_keeps_sentinels(q, producers):
+    return [x for x in gather_right(q, producers)] + [None]
+
+
+def gather_skeleton(q, producers):
     return None
 
 
-def test_check_gather_passes_right_answer(capsys):
-    check.check_gather(gather_right)
+@pytest.mark.parametrize("func", [gather_right, gather_right_is_alive_then_drain])
+def test_check_gather_passes_right_answers(func, capsys):
+    check.check_gather(func)
     assert capsys.readouterr().out.startswith("Correct:")
+    assert not [p for p in multiprocessing.active_children() if "producer" in p.name]
 
 
 @pytest.mark.parametrize(
     "func, hint",
     [
         (gather_skeleton, "returned None"),
-        (gather_first_sentinel, "ONE producer is done"),
-        (gather_while_not_empty, "expected 15 items"),
+        (gather_no_timeout, "crashed never sends its None"),
+        (gather_first_empty_ends, "pauses 1.6 s"),
+        (gather_until_all_ended_no_drain, "had all ended|Missing"),
+        (gather_any_ended, "Missing"),
+        (gather_join_then_drain, "did not return"),
+        (gather_slow_to_notice, "notice sooner|did not return"),
         (gather_keeps_sentinels, "are not items"),
-        (gather_one_too_many, "did not return"),
+        (gather_stops_once_one_crashed, "Missing \\[\\('S', 0\\)\\]"),
     ],
 )
 def test_check_gather_fails_wrong_answers(func, hint):
     with pytest.raises(ExerciseFailed, match=hint):
-        check.check_gather(func, timeout=2.0)
+        check.check_gather(func, timeout=4.0)
+    assert not [p for p in multiprocessing.active_children() if "producer" in p.name]
 
 
 def test_check_gather_fails_the_skeleton_fast():
@@ -205,111 +305,118 @@ def test_check_gather_rejects_a_non_function():
         check.check_gather("gather")
 
 
-def squares_right(numbers, n_workers):
+def _start_block_workers(sizes, n_workers):
     tasks, results = multiprocessing.Queue(), multiprocessing.Queue()
     workers = [
-        multiprocessing.Process(target=queues.square_indexed, args=(tasks, results))
+        multiprocessing.Process(target=queues.make_block, args=(tasks, results))
         for _ in range(n_workers)
     ]
     for w in workers:
         w.start()
-    for item in enumerate(numbers):
+    for item in enumerate(sizes):
         tasks.put(item)
     for _ in workers:
         tasks.put(None)
-    squares = [None] * len(numbers)
-    for _ in numbers:
-        index, square = results.get(timeout=30)
-        squares[index] = square
+    return tasks, results, workers
+
+
+def blocks_right(sizes, n_workers):
+    tasks, results, workers = _start_block_workers(sizes, n_workers)
+    blocks = [None] * len(sizes)
+    for _ in sizes:
+        index, block = results.get(timeout=30)
+        blocks[index] = block
     for w in workers:
         w.join(timeout=30)
-    return squares
+    return blocks
 
 
-def squares_arrival_order(numbers, n_workers):
-    tasks, results = multiprocessing.Queue(), multiprocessing.Queue()
-    workers = [
-        multiprocessing.Process(target=queues.square_indexed, args=(tasks, results))
-        for _ in range(n_workers)
-    ]
+def blocks_right_dict(sizes, n_workers):
+    tasks, results, workers = _start_block_workers(sizes, n_workers)
+    got = dict(results.get(timeout=30) for _ in sizes)
     for w in workers:
-        w.start()
-    for item in enumerate(numbers):
-        tasks.put(item)
-    for _ in workers:
-        tasks.put(None)
-    got = [results.get(timeout=30)[1] for _ in numbers]
+        w.join(timeout=30)
+    return [got[i] for i in range(len(sizes))]
+
+
+def blocks_join_first(sizes, n_workers):
+    tasks, results, workers = _start_block_workers(sizes, n_workers)
+    for w in workers:
+        w.join(timeout=30)
+    got = dict(results.get(timeout=30) for _ in sizes)
+    return [got[i] for i in range(len(sizes))]
+
+
+def blocks_join_timeout_first(sizes, n_workers):
+    tasks, results, workers = _start_block_workers(sizes, n_workers)
+    for w in workers:
+        w.join(timeout=0.5)
+    got = dict(results.get(timeout=30) for _ in sizes)
+    return [got[i] for i in range(len(sizes))]
+
+
+def blocks_arrival_order(sizes, n_workers):
+    tasks, results, workers = _start_block_workers(sizes, n_workers)
+    got = [results.get(timeout=30)[1] for _ in sizes]
     for w in workers:
         w.join(timeout=30)
     return got
 
 
-def squares_one_sentinel(numbers, n_workers):
-    tasks, results = multiprocessing.Queue(), multiprocessing.Queue()
-    workers = [
-        multiprocessing.Process(target=queues.square_indexed, args=(tasks, results))
-        for _ in range(n_workers)
-    ]
+def blocks_terminate(sizes, n_workers):
+    tasks, results, workers = _start_block_workers(sizes, n_workers)
+    got = dict(results.get(timeout=30) for _ in sizes)
     for w in workers:
-        w.start()
-    for item in enumerate(numbers):
-        tasks.put(item)
-    tasks.put(None)
-    got = dict(results.get(timeout=30) for _ in numbers)
-    for w in workers:
+        w.terminate()
         w.join()
-    return [got[i] for i in range(len(numbers))]
+    return [got[i] for i in range(len(sizes))]
 
 
-def squares_no_join(numbers, n_workers):
-    tasks, results = multiprocessing.Queue(), multiprocessing.Queue()
-    workers = [
-        multiprocessing.Process(target=queues.square_indexed, args=(tasks, results))
-        for _ in range(n_workers)
-    ]
+def blocks_in_parent(sizes, n_workers):
+    return [bytes([i % 256]) * size for i, size in enumerate(sizes)]
+
+
+def blocks_decoy_workers(sizes, n_workers):
+    workers = [multiprocessing.Process(target=time.sleep, args=(0.1,)) for _ in range(n_workers)]
     for w in workers:
         w.start()
-    for item in enumerate(numbers):
-        tasks.put(item)
-    for _ in workers:
-        tasks.put(None)
-    got = dict(results.get(timeout=30) for _ in numbers)
-    return [got[i] for i in range(len(numbers))]
+    for w in workers:
+        w.join(timeout=10)
+    return [bytes([i % 256]) * size for i, size in enumerate(sizes)]
 
 
-def squares_in_parent(numbers, n_workers):
-    return [n * n for n in numbers]
-
-
-def squares_skeleton(numbers, n_workers):
+def blocks_skeleton(sizes, n_workers):
     return None
 
 
-def test_check_parallel_squares_passes_right_answer(capsys):
-    check.check_parallel_squares(squares_right)
+@pytest.mark.parametrize("func", [blocks_right, blocks_right_dict])
+def test_check_parallel_blocks_passes_right_answers(func, capsys):
+    check.check_parallel_blocks(func)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
 @pytest.mark.parametrize(
     "func, hint",
     [
-        (squares_skeleton, "returned None"),
-        (squares_arrival_order, "not in input order"),
-        (squares_one_sentinel, "did not return"),
-        (squares_no_join, "not joined"),
-        (squares_in_parent, "started 0 process"),
+        (blocks_skeleton, "returned None"),
+        (blocks_arrival_order, "not in input order"),
+        (blocks_join_first, "did not return"),
+        (blocks_join_timeout_first, "not joined"),
+        (blocks_terminate, "exited with codes"),
+        (blocks_in_parent, "started 0 process"),
+        (blocks_decoy_workers, "queues.make_block"),
     ],
 )
-def test_check_parallel_squares_fails_wrong_answers(func, hint):
+def test_check_parallel_blocks_fails_wrong_answers(func, hint):
     with pytest.raises(ExerciseFailed, match=hint):
-        check.check_parallel_squares(func, timeout=3.0)
+        check.check_parallel_blocks(func, timeout=3.0)
     assert not [p for p in multiprocessing.active_children() if "resource" not in p.name]
 
 
-def test_check_parallel_squares_fails_the_skeleton_fast():
+def test_check_parallel_blocks_fails_the_skeleton_fast():
     start = time.perf_counter()
     with pytest.raises(ExerciseFailed):
-        check.check_parallel_squares(squares_skeleton)
+        check.check_parallel_blocks(blocks_skeleton)
     assert time.perf_counter() - start < 1
 
 
@@ -334,21 +441,41 @@ def test_fragile_worker_dies_without_task_done_but_flushes_results(method):
     assert not waiter.is_alive()
 
 
-def test_produce_then_sentinel_and_square_indexed():
+def test_exercise_and_pool_workers_in_process():
     q = queue.Queue()
     queues.produce_then_sentinel(q, "P", 2)
     assert [q.get_nowait() for _ in range(3)] == [("P", 0), ("P", 1), None]
     tasks, results = queue.Queue(), queue.Queue()
-    for item in [(0, 3), (1, 4), None]:
+    for item in [(0, 3), (300, 2), None]:
         tasks.put(item)
-    queues.square_indexed(tasks, results)
-    assert [results.get_nowait() for _ in range(2)] == [(0, 9), (1, 16)]
+    queues.make_block(tasks, results)
+    assert [results.get_nowait() for _ in range(2)] == [(0, bytes(3)), (300, bytes([44, 44]))]
     with pytest.raises(TypeError):
-        queues.square_indexed("tasks", results)
+        queues.make_block("tasks", results)
     with pytest.raises(ValueError, match="poison"):
         queues.fragile_worker(multiprocessing.JoinableQueue(), results, None)
     with pytest.raises(TypeError, match="go"):
         queues.get_one(queue.Queue(), queue.Queue(), go="now")
+    queues.init_results(results)
+    assert queues.square_to_results(3) == os.getpid() and results.get_nowait() == (3, 9)
+    assert queues.square_to(results, 4) == os.getpid() and results.get_nowait() == (4, 16)
+    with pytest.raises(TypeError, match="results"):
+        queues.init_results("not a queue")
+    with pytest.raises(TypeError, match="n"):
+        queues.square_to(results, "4")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_produce_then_crash_flushes_then_dies_without_sentinel(method):
+    ctx = multiprocessing.get_context(method)
+    q = ctx.Queue()
+    p = ctx.Process(target=queues.produce_then_crash, args=(q, "C", 3))
+    p.start()
+    p.join(timeout=20)
+    assert p.exitcode == 1
+    assert [q.get(timeout=5) for _ in range(3)] == [("C", i) for i in range(3)]
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.2)
 
 
 def test_put_big_sets_put_returned():
@@ -357,3 +484,30 @@ def test_put_big_sets_put_returned():
     assert put_returned.is_set()
     pid, payload = q.get_nowait()
     assert pid == os.getpid() and payload == bytes(10)
+
+
+def test_feeder_pickles_after_put_and_close_ends_get():
+    q = multiprocessing.Queue()
+    q.put(bytes(1_000_000))  # the feeder thread blocks on this until it is read
+    order = ["pick"]
+    q.put(order)
+    order.append("pack")
+    assert len(q.get(timeout=10)) == 1_000_000
+    assert q.get(timeout=10) == ["pick", "pack"]  # pickled after the append
+    q.put("waiting")
+    q.close()
+    q.join_thread()
+    with pytest.raises(ValueError, match="is closed"):
+        q.get(timeout=1)
+    with pytest.raises(ValueError, match="is closed"):
+        q.put("more")
+
+
+def test_put_nowait_on_a_full_queue_raises_full():
+    q = multiprocessing.Queue(maxsize=2)
+    q.put_nowait(1)
+    q.put_nowait(2)
+    with pytest.raises(queue.Full):
+        q.put_nowait(3)
+    assert [q.get(timeout=1), q.get(timeout=1)] == [1, 2]
+    q.close()

@@ -3,132 +3,249 @@
 from __future__ import annotations
 
 import multiprocessing
+import random
+import threading
 import time
 import types
 from typing import Any
 
 from helpers.checks import LearnerFunction, expect, fail, passed, stop_processes
 
-__all__ = ["check_calculator", "check_gather", "CALCULATOR_REQUESTS", "GATHER_SCRIPT"]
+__all__ = ["check_kv_server", "check_gather", "ERROR", "kv_requests", "GATHER_DEADLINE"]
 
-# (request, expected reply) pairs the calculator must answer, in this order.
-CALCULATOR_REQUESTS = (
-    (("add", 2, 3), 5),
-    (("mul", 4, 5), 20),
-    (("add", -1.5, 1.5), 0.0),
-    (("div", 1, 2), ("error", "div")),  # unknown op: an error reply, and keep serving
-    (("mul", 6, 7), 42),
-)
-
-# (connection index, message) in the order they are sent; then every sender closes.
-GATHER_SCRIPT = ((2, "c1"), (0, "a1"), (1, "b1"), (2, "c2"), (0, "a2"))
+# Stands for "any ('error', reason) reply, reason a non-empty str".
+ERROR = object()
 
 
-def check_calculator(calculator: Any, *, timeout: float = 5.0) -> None:
-    """Run ``calculator(conn)`` in a spawned child and talk to it over a Pipe.
+def kv_requests() -> list[tuple[Any, Any]]:
+    """(request, expected reply) pairs for the key-value server, with fresh keys and values."""
+    rng = random.Random()
+    key, other = f"k{rng.randrange(10**6)}", rng.randrange(1, 10**6)
+    v1, v2 = rng.randrange(10**6), [rng.random(), "x" * rng.randrange(1, 9)]
+    return [
+        (("set", key, v1), ("ok", None)),
+        (("get", key), ("ok", v1)),
+        (("get", f"{key}-missing"), ERROR),  # a key that was never set
+        (("set", other, None), ("ok", None)),
+        (("get", other), ("ok", None)),  # a stored None is a value, not a missing key
+        (("set", 0, ""), ("ok", None)),  # a falsy key and value
+        (("get", 0), ("ok", "")),
+        (("set", key, v2), ("ok", None)),  # overwrite
+        (("get", key), ("ok", v2)),
+        ("hello", ERROR),  # a string is not a request
+        (["get", key], ERROR),  # neither is a list
+        (("div", 1, 2), ERROR),  # an unknown op
+        (("set", key), ERROR),  # too few items
+        (("get",), ERROR),
+        (("get", key, "extra"), ERROR),  # too many
+        ((), ERROR),
+        (("get", [key]), ERROR),  # a list can't be a dict key
+        (("set", {key}, 1), ERROR),  # nor can a set
+        (42, ERROR),
+        (None, ERROR),
+        (["stop"], ERROR),
+        (("stop", "now"), ERROR),
+        (("get", key), ("ok", v2)),  # still serving, and the data is still there
+        (("stop",), ("ok", "bye")),
+    ]
 
-    Requests are ``("add", a, b)`` and ``("mul", a, b)`` (reply: the number), any other
-    op (reply: ``("error", op)``), and ``("stop",)`` (reply: ``"bye"``, then return).
-    """
-    if not isinstance(calculator, types.FunctionType):
-        fail(f"define calculator(conn) with def in the cell above (got {type(calculator)})")
-    ctx = multiprocessing.get_context("spawn")
-    ours, theirs = ctx.Pipe()
-    child = ctx.Process(target=LearnerFunction(calculator), args=(theirs,), name="calculator")
-    child.start()
-    theirs.close()  # only the child holds that end now: if it dies, recv() gets EOFError
-    try:
-        for request, expected in (*CALCULATOR_REQUESTS, (("stop",), "bye")):
-            exited = (
-                f"the calculator exited before replying to {request!r} "
-                "(read any traceback above; reply to every request, an unknown op with "
-                "('error', op) rather than an exception, and return only after ('stop',))"
-            )
-            try:
-                ours.send(request)
-            except OSError:  # BrokenPipeError: the child is gone
-                fail(exited)
-            if not ours.poll(timeout):
-                fail(
-                    f"no reply to {request!r} within {timeout:.0f} s: send exactly one reply "
-                    "per request (did you forget conn.send, or wait for something else?)"
-                )
-            try:
-                reply = ours.recv()
-            except (EOFError, OSError):  # closed, or reset: it exited with a request unread
-                fail(exited)
-            expect(
-                reply == expected and type(reply) is type(expected),
-                f"the reply to {request!r} was {reply!r}; expected {expected!r}",
-            )
-        child.join(timeout=timeout)
-        expect(not child.is_alive(), "after replying 'bye' to ('stop',), return from calculator")
-        expect(child.exitcode == 0, f"the calculator exited with code {child.exitcode}")
-    finally:
-        if child.is_alive():
-            child.terminate()
-        child.join()
-        ours.close()
-    passed(
-        f"{len(CALCULATOR_REQUESTS) + 1} requests answered in order, an unknown op got an "
-        "error reply, and the worker stopped cleanly"
+
+def _is_error(reply: Any) -> bool:
+    return (
+        isinstance(reply, tuple)
+        and len(reply) == 2
+        and reply[0] == "error"
+        and isinstance(reply[1], str)
+        and bool(reply[1].strip())
     )
 
 
-def _run_gather(gather: Any, conns: list, report: Any) -> None:
-    """Child process: say "started", call ``gather(conns)``, send back the outcome."""
+def _start(learner: LearnerFunction, name: str) -> tuple[Any, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    ours, theirs = ctx.Pipe()
+    child = ctx.Process(target=learner, args=(theirs,), name=name)
+    child.start()
+    theirs.close()  # only the child holds that end now: if it dies, recv() gets EOFError
+    return ours, child
+
+
+def _ask(ours: Any, request: Any, timeout: float) -> Any:
+    crashed = (
+        f"the server exited (or crashed) instead of replying to {request!r}: read any "
+        "traceback above. Reply to every request, a bad one with ('error', reason), and "
+        "return only after ('stop',)"
+    )
+    try:
+        ours.send(request)
+    except OSError:  # BrokenPipeError: the child is gone
+        fail(crashed)
+    if not ours.poll(timeout):
+        fail(f"no reply to {request!r} within {timeout:.0f} s: send exactly one reply per request")
+    try:
+        return ours.recv()
+    except (EOFError, OSError):  # closed, or reset: it exited with a request unread
+        fail(crashed)
+
+
+def check_kv_server(kv_server: Any, *, timeout: float = 5.0) -> None:
+    """Run ``kv_server(conn)`` in a spawned child and talk to it over a Pipe.
+
+    Good requests (``set``, ``get``, ``stop``) get their replies; every malformed one gets
+    ``("error", reason)`` and the server keeps serving; when the client goes away without
+    ``stop``, the server returns quietly (exit code 0).
+    """
+    if not isinstance(kv_server, types.FunctionType):
+        fail(f"define kv_server(conn) with def in the cell above (got {type(kv_server)})")
+    try:
+        learner = LearnerFunction(kv_server)
+    except (TypeError, ValueError) as exc:
+        fail(str(exc))
+    requests = kv_requests()
+    ours, child = _start(learner, "kv_server")
+    ours2, child2 = _start(learner, "kv_server")  # for the client that vanishes, below
+    try:
+        for request, expected in requests:
+            reply = _ask(ours, request, timeout)
+            if expected is ERROR:
+                expect(
+                    _is_error(reply),
+                    f"the reply to {request!r} was {reply!r}; expected ('error', reason), "
+                    "reason a str saying what was wrong (a request is a tuple: check its "
+                    "shape before you use it, and keep serving)",
+                )
+            else:
+                expect(
+                    reply == expected and type(reply) is tuple,
+                    f"the reply to {request!r} was {reply!r}; expected {expected!r}",
+                )
+        child.join(timeout=timeout)
+        expect(not child.is_alive(), "after replying ('ok', 'bye') to ('stop',), return")
+        expect(child.exitcode == 0, f"the server exited with code {child.exitcode}")
+    except BaseException:
+        stop_processes([child2], timeout=0)
+        ours2.close()
+        raise
+    finally:
+        stop_processes([child], timeout=0.5)
+        ours.close()
+
+    # The client vanishes without ("stop",).
+    ours, child = ours2, child2
+    try:
+        expect(
+            _ask(ours, ("set", "a", 1), timeout) == ("ok", None),
+            "('set', 'a', 1) should get ('ok', None)",
+        )
+        ours.close()
+        child.join(timeout=timeout)
+        expect(
+            not child.is_alive(),
+            f"the client closed its end, and {timeout:.0f} s later the server was still "
+            "running: when recv() raises EOFError nobody is left to serve, so return",
+        )
+        expect(
+            child.exitcode == 0,
+            f"when the client closed its end, the server exited with code {child.exitcode} "
+            "(a traceback above?): EOFError means the client is gone; return quietly, and "
+            "don't try to send it an error reply",
+        )
+    finally:
+        stop_processes([child], timeout=0.5)
+        ours.close()
+    passed(
+        f"{len(requests)} requests answered, every malformed one with an error reply, and "
+        "the server stopped cleanly on ('stop',) and when its client vanished"
+    )
+
+
+# ---- Exercise 2 ---------------------------------------------------------------------------
+
+GATHER_DEADLINE = 1.2  # seconds, for the run in which two senders never close
+
+
+def _define(learner: LearnerFunction) -> Any:
+    """Define the learner's function in this process now, so that its first call starts at
+    once (as :class:`LearnerFunction` does on its first call)."""
+    import importlib
+
+    namespace: dict[str, Any] = {"__name__": "__learner__"}
+    for alias, module in learner.modules.items():
+        namespace[alias] = importlib.import_module(module)
+    for alias, (module, qualname) in learner.imported.items():
+        value: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            value = getattr(value, part)
+        namespace[alias] = value
+    exec(compile(learner.source, f"<exercise {learner.name}>", "exec"), namespace)
+    return namespace[learner.name]
+
+
+def _run_gather(learner: Any, conns: list, deadline: float, report: Any) -> None:
+    """Child process: say "started", call ``gather(conns, deadline)``, send back the outcome."""
     with report:
+        try:
+            gather = _define(learner)
+        except BaseException as exc:
+            report.send(("error", f"{type(exc).__name__}: {exc}"))
+            return
         report.send("started")
         try:
-            value = gather(conns)
+            value = gather(conns, deadline)
         except BaseException as exc:  # reported as a hint, so nothing reaches stderr
             report.send(("error", f"{type(exc).__name__}: {exc}"))
         else:
-            report.send(("value", value))
+            try:
+                report.send(("value", value))
+            except Exception as exc:  # e.g. something that can't be pickled
+                report.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
-def check_gather(gather: Any, *, timeout: float = 5.0) -> None:
-    """Check ``gather(conns)``: all messages, in arrival order, returning once all are closed.
+def _gather_run(
+    learner: LearnerFunction, schedule: list[tuple[float, str, int, Any]], deadline: float
+) -> tuple[Any, float, list[tuple[float, Any]], float]:
+    """Run the learner's gather in a spawned child on 3 pipes while following ``schedule``.
 
-    The learner's ``gather`` runs in a spawned child process, on the reading ends of three
-    pipes. The parent sends on them in the order of :data:`GATHER_SCRIPT` (0.1 s apart),
-    then closes them. Reading the connections one after another gets the wrong order; a
-    ``gather`` that never returns (or spins) is stopped after ``timeout`` seconds.
+    ``schedule`` holds ``(seconds after the call, "send" or "close", pipe index, message)``.
+    Returns (outcome or None, seconds from the call to the result, [(sent at, message)],
+    seconds from the call to the last close).
     """
-    if not isinstance(gather, types.FunctionType):
-        fail(f"define gather(conns) with def in the cell above (got {type(gather).__name__})")
-    try:
-        learner = LearnerFunction(gather)
-    except (TypeError, ValueError) as exc:
-        fail(str(exc))
     ctx = multiprocessing.get_context("spawn")
     pipes = [ctx.Pipe(duplex=False) for _ in range(3)]
     readers = [r for r, _ in pipes]
     writers = [w for _, w in pipes]
     results, report = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_run_gather, args=(learner, readers, report), name="gather")
+    child = ctx.Process(
+        target=_run_gather, args=(learner, readers, deadline, report), name="gather"
+    )
     child.start()
     report.close()
     for r in readers:
-        r.close()  # the child has them now: once it exits, our writers see a broken pipe
-    outcome = None
+        r.close()  # the child has them now
+    outcome, took, sent, last_close = None, float("inf"), [], 0.0
     try:
+        first = results.recv() if results.poll(30) else None
+        if isinstance(first, tuple):
+            fail(f"gather could not be defined in the child process: {first[1]}")
         expect(
-            results.poll(30) and results.recv() == "started",
+            first == "started",
             "the process running gather did not start (read any traceback above)",
         )
-        for index, message in GATHER_SCRIPT:
-            time.sleep(0.1)
-            if results.poll(0):  # gather returned already: no need to send the rest
-                break
+        t0 = time.monotonic()
+        for at, action, index, message in schedule:
+            if results.poll(max(0.0, t0 + at - time.monotonic())):
+                break  # gather returned: stop sending
             try:
-                writers[index].send(message)
+                if action == "send":
+                    writers[index].send(message)
+                    sent.append((time.monotonic() - t0, message))
+                else:
+                    writers[index].close()
+                    last_close = time.monotonic() - t0
             except OSError:  # the child is gone already
                 break
-        time.sleep(0.1)
-        for w in writers:
-            w.close()
-        if results.poll(timeout):
+        limit = min(deadline, schedule[-1][0] + 1.5) + 0.5  # seconds after the call
+        if results.poll(max(0.2, t0 + limit - time.monotonic())):
+            took = time.monotonic() - t0
             try:
                 outcome = results.recv()
             except EOFError:
@@ -136,30 +253,150 @@ def check_gather(gather: Any, *, timeout: float = 5.0) -> None:
     finally:
         for w in writers:
             w.close()
-        stuck = stop_processes([child], timeout=0.5 if outcome is None else 5)
+        stop_processes([child], timeout=0.5 if outcome is None else 5)
         results.close()
-    expect(
-        not stuck and outcome is not None,
-        f"gather did not return within {timeout:.0f} s after every sender had closed its "
-        "end, so the check stopped it: on EOFError, remove that connection from the list "
-        "you wait on, and return when the list is empty",
-    )
+    return outcome, took, sent, last_close
+
+
+def _in_thread(func: Any, *args: Any) -> Any:
+    """Start ``func(*args)`` in a thread; return a function that waits for its result (or
+    raises its exception). ``func`` must finish on its own (every wait in it has a timeout)."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = func(*args)
+        except BaseException as exc:  # re-raised by result()
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="check-run", daemon=True)
+    thread.start()
+
+    def result() -> Any:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    return result
+
+
+def _unpack(outcome: Any, where: str) -> tuple[list, int]:
     kind, value = outcome
     if kind == "error":
         fail(
-            f"gather raised {value} (recv() raises EOFError once a sender has closed: catch "
-            "it and drop that connection)"
+            f"{where}: gather raised {value} (recv() raises EOFError once a sender has "
+            "closed: catch it and drop that connection)"
         )
-    expected = [message for _, message in GATHER_SCRIPT]
-    expect(value is not None, "gather returned None: return the list of messages received")
+    expect(value is not None, "gather returned None: return (messages, still_open)")
     expect(
-        isinstance(value, list) and sorted(value) == sorted(expected),
-        f"expected the messages {sorted(expected)} (in any order for now), got {value!r}",
+        isinstance(value, (tuple, list)) and len(value) == 2,
+        f"{where}: gather should return a pair (messages, still_open), got {value!r}",
+    )
+    messages, still_open = value
+    expect(
+        isinstance(messages, list),
+        f"{where}: messages should be a list, got {type(messages).__name__}",
     )
     expect(
-        value == expected,
-        f"all messages arrived but in the order {value}, not the order they were sent "
-        f"{expected}: use multiprocessing.connection.wait(conns) to read whichever "
-        "connection is ready, instead of one connection after another",
+        isinstance(still_open, int) and not isinstance(still_open, bool),
+        f"{where}: still_open should be an int, got {still_open!r}",
     )
-    passed("every message received in arrival order, and gather returned when all were closed")
+    return messages, still_open
+
+
+def check_gather(gather: Any, *, timeout: float = 3.0) -> None:
+    """Check ``gather(conns, deadline)`` -> ``(messages, still_open)``.
+
+    The learner's ``gather`` runs in a spawned child, on the reading ends of three pipes.
+    Run 1: messages arrive 0.15 s apart in a scripted order, then every sender closes long
+    before the deadline: all messages in arrival order, ``still_open == 0``, returned at
+    once. Run 2: one sender closes, one keeps sending every 0.15 s, one stays silent:
+    gather must return at the deadline (not later, not much sooner) with what arrived,
+    in order, and ``still_open == 2``. The two runs go on side by side.
+    """
+    if not isinstance(gather, types.FunctionType):
+        fail(f"define gather(conns, deadline) with def in the cell above (got {type(gather)})")
+    try:
+        learner = LearnerFunction(gather)
+    except (TypeError, ValueError) as exc:
+        fail(str(exc))
+
+    # Run 1: everything closes well before the deadline.
+    script = [(2, "c1"), (0, "a1"), (1, "b1"), (2, "c2"), (0, "a2")]
+    schedule = [(0.3 + 0.15 * i, "send", index, msg) for i, (index, msg) in enumerate(script)]
+    schedule += [(1.1, "close", index, None) for index in range(3)]
+    where = "with three senders that all closed after 1.1 s (deadline 8 s)"
+    d = GATHER_DEADLINE
+    # Nothing arrives during the first 0.7 s: the deadline counts from the call.
+    schedule2 = [(0.7, "send", 0, "x1"), (0.8, "send", 0, "x2"), (0.9, "close", 0, None)]
+    schedule2 += [(0.75 + 0.15 * i, "send", 1, f"t{i}") for i in range(int((d + 1.2) / 0.15))]
+    schedule2.sort(key=lambda event: event[0])
+    second = _in_thread(_gather_run, learner, schedule2, d)  # runs meanwhile
+    try:
+        outcome, took, _, last_close = _gather_run(learner, schedule, 8.0)
+    finally:
+        outcome2, took2, sent2, _ = second()
+    expect(
+        outcome is not None,
+        f"gather did not return {where} within 2 s of the last close, so the check stopped "
+        "it: on EOFError, drop that connection, and return when none is left",
+    )
+    messages, still_open = _unpack(outcome, where)
+    expected = [msg for _, msg in script]
+    expect(
+        sorted(messages) == sorted(expected),
+        f"{where}: expected the messages {sorted(expected)} (in any order for now), got "
+        f"{messages!r}",
+    )
+    expect(
+        messages == expected,
+        f"{where}: the messages arrived in the order {expected}, you returned {messages}: "
+        "use multiprocessing.connection.wait() to read whichever connection is ready",
+    )
+    expect(still_open == 0, f"{where}: every connection was closed, but still_open={still_open}")
+    expect(
+        took - last_close < 1.0,
+        f"{where}: gather returned {took - last_close:.1f} s after the last sender closed; "
+        "return as soon as every connection is closed, don't wait for the deadline",
+    )
+
+    # Run 2: two senders never close before the deadline.
+    where = f"with a deadline of {d} s, one sender sending every 0.15 s and one silent"
+    outcome, took, sent = outcome2, took2, sent2
+    expect(
+        outcome is not None,
+        f"gather did not return {where} within {d + 0.5:.1f} s: stop at the deadline, counted "
+        "from the call, however often messages keep arriving",
+    )
+    messages, still_open = _unpack(outcome, where)
+    expect(
+        took >= d - 0.1,
+        f"{where}: gather returned after {took:.2f} s, before the deadline, while "
+        "connections were still open",
+    )
+    expect(
+        took <= d + 0.5,
+        f"{where}: gather returned {took - d:.1f} s after the deadline: the deadline counts "
+        "from the call, not from the last message (give wait() only the time that is left)",
+    )
+    order = [msg for _, msg in sent]
+    expect(
+        messages == order[: len(messages)],
+        f"{where}: expected the messages in the order they arrived, a prefix of "
+        f"{order[:6]}..., got {messages[:6]}",
+    )
+    due = [msg for at, msg in sent if at < d - 0.3]
+    expect(
+        len(messages) >= len(due),
+        f"{where}: {len(due)} messages had been sent well before the deadline, you returned "
+        f"{len(messages)}",
+    )
+    expect(
+        still_open == 2,
+        f"{where}: two connections were still open at the deadline, still_open={still_open}",
+    )
+    passed(
+        "messages in arrival order; returned at once when every sender had closed, and at "
+        "the deadline when some never did, counting the ones still open"
+    )
