@@ -13,7 +13,8 @@ the exercises:
 - exercises: :data:`MINUTES_PER_EXERCISE` each (write, check, fix, read the solution).
 
 A chapter's **core** time counts its title cell, its core sections (those marked
-:data:`CORE_MARK`), its exercises and its key points; the **full** time counts everything.
+:data:`CORE_MARK`) and its key points: the path for a learner in a hurry, or a workshop,
+without the exercises. The **full** time counts everything, exercises included.
 Times are rounded to 5 minutes. The title cell reads ``**Time:** about N minutes (core
 sections: about M minutes).``; chapter 00 gives the course's totals as ``about N hours in
 all (core sections: about M hours)``. ``tests/test_coursetime.py`` fails when a written time
@@ -102,8 +103,9 @@ def chapter_times(nb) -> Times:
 
 
 def section_times(nb) -> list[tuple[str, str, float]]:
-    """(heading, 'core' or 'deeper', minutes) per part of a notebook: the title cell, then
-    each ``##`` section (Exercises and Key points count as core), in order."""
+    """(heading, kind, minutes) per part of a notebook, in order: the title cell and Key
+    points ('core'), each numbered section ('core' or 'deeper'), the Exercises
+    ('exercises')."""
     parts: list[tuple[str, str, float]] = []
     heading, kind, minutes = "title", "core", 0.0
     for cell in nb.cells:
@@ -114,7 +116,9 @@ def section_times(nb) -> list[tuple[str, str, float]]:
             if marked is not None or source.startswith("## "):
                 parts.append((heading, kind, minutes))
                 heading, minutes = source.splitlines()[0].lstrip("# ").strip(), 0.0
-                kind = marked or "core"  # Exercises, Key points: part of the core path
+                if marked is None:  # Key points are core; the exercises are counted apart
+                    marked = "exercises" if heading == "Exercises" else "core"
+                kind = marked or "core"
             if "solution" in tags:
                 continue
             minutes += _markdown_minutes(cell.source)
