@@ -582,3 +582,12 @@ def test_check_longest_function_rejects_wrong_answers(answer, hint):
 
     with pytest.raises(ExerciseFailed, match=hint):
         check_longest_function(answer)
+
+
+def test_analyse_file_keeps_the_files_own_warnings_quiet(tmp_path):
+    import warnings
+
+    (tmp_path / "escapes.py").write_text('pattern = "\\d+"\n')  # an invalid escape sequence
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning would raise here
+        assert analyse_file(tmp_path / "escapes.py")["lines"] == 1

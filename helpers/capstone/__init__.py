@@ -121,7 +121,9 @@ def analyse_file(path: str | os.PathLike[str], *, stall_on: str | None = None) -
             time.sleep(0.1)
     try:
         source = path.read_bytes()
-        tree = ast.parse(source, filename=str(path))  # bytes: honours the coding line
+        with warnings.catch_warnings():  # the file's own warnings (invalid escapes, ...)
+            warnings.simplefilter("ignore")  # are not ours to print
+            tree = ast.parse(source, filename=str(path))  # bytes: honours the coding line
     except (SyntaxError, ValueError, OSError, RecursionError, MemoryError) as exc:
         message = str(exc)
         if isinstance(exc, SyntaxError):  # its str() repeats the path
