@@ -29,7 +29,10 @@ from helpers.futures import checked_sqrt
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 # An answer that returns joblib's generator unconsumed makes joblib warn when it is dropped.
-pytestmark = pytest.mark.filterwarnings("ignore:.*tasks have been successfully executed")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*tasks .*(executed|cancelled):UserWarning"),
+    pytest.mark.filterwarnings("ignore:A generator produced by joblib.Parallel:UserWarning"),
+]
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -233,8 +233,11 @@ def check_file_row_totals(file_row_totals: Callable[[str, int], Any]) -> None:
     The check writes :data:`FILE_CASES` to ``.npy`` files and calls the answer with each
     path (a str) and block size. It must return the list of
     :class:`helpers.beyond.BlockResult` that ``block_total(data, start, stop)`` produced
-    for the blocks of ``row_blocks(rows, block)``, computed in worker processes that
-    memory-mapped the file at ``path`` (not a pickled copy, not a temporary copy).
+    for the blocks of ``row_blocks(rows, block)``, in that order, computed in worker
+    processes that memory-mapped the file at ``path`` (not a pickled copy, not a temporary
+    copy). While the answer runs, ``block_total`` (in the answer's globals and in
+    :mod:`helpers.beyond`) notes every call, so results made without it are seen; the
+    bytes the answer's own thread reads are counted, so reading the file into memory is.
     """
     expect(
         callable(file_row_totals),
