@@ -178,12 +178,13 @@ def ft_reads_whole_for_shape(path, block):
 
 def ft_private_copy_file(path, block):
     """Copies the array to a file of its own and memory-maps that one."""
-    copy = os.path.join(tempfile.mkdtemp(prefix="rt11-"), "copy.npy")
-    np.save(copy, np.load(path))
-    data = np.load(copy, mmap_mode="r")
-    return Parallel(n_jobs=2)(
-        delayed(block_total)(data, s, e) for s, e in row_blocks(len(data), block)
-    )
+    with tempfile.TemporaryDirectory(prefix="rt11-") as folder:
+        copy = os.path.join(folder, "copy.npy")
+        np.save(copy, np.load(path))
+        data = np.load(copy, mmap_mode="r")
+        return Parallel(n_jobs=2)(
+            delayed(block_total)(data, s, e) for s, e in row_blocks(len(data), block)
+        )
 
 
 def ft_returns_generator(path, block):
