@@ -47,6 +47,9 @@ def _check_array(value: Any, name: str) -> np.ndarray:
 
 
 def _check_range(start: Any, stop: Any, length: int) -> tuple[int, int]:
+    # NumPy integers (from np.arange, an array's shape) are fine row numbers too
+    start = int(start) if isinstance(start, np.integer) else start
+    stop = int(stop) if isinstance(stop, np.integer) else stop
     check_count(start, "start")
     check_count(stop, "stop")
     if not start <= stop <= length:

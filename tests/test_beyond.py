@@ -58,6 +58,8 @@ def test_block_total_and_row_blocks():
         block_total(data.tolist(), 0, 1)
     with pytest.raises(TypeError, match="start"):
         block_total(data, 0.5, 1)
+    assert block_total(data, np.int64(2), np.int32(5)) == result  # NumPy ints, as ints
+    assert type(block_total(data, np.int64(2), 5).start) is int
     with pytest.raises(ValueError, match="block"):
         row_blocks(10, 0)
 
@@ -310,7 +312,7 @@ def hangs(path, block):
         (fixed_block_size, "block=2"),
         (in_parent, "in this process"),
         (writes_the_file, "changed the file"),
-        (copied_slices, "pickled copies"),
+        (copied_slices, "held in memory"),
     ],
 )
 def test_check_file_row_totals_fails_wrong_answers(wrong, hint):
@@ -466,7 +468,7 @@ def test_check_run_batch_reports_a_stuck_answer(monkeypatch):
     "wrong, hint",
     [
         (serial, "no two calls ran at the same time"),
-        (computed_here, "not the exceptions the executor"),
+        (computed_here, "didn't submit [-1, -9]"),
         (shuts_down, "shut down the executor"),
         (hard_coded, "errors has keys"),
         (lambda executor, values: None, "returned None"),

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from helpers import beyond
 from helpers.beyond import BlockResult, row_blocks
 from helpers.checks import call_with_timeout, expect, fail, passed
 
@@ -41,21 +43,88 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+_BLOCK_TOTAL = beyond.block_total  # the real one, while the check swaps in a recording one
+
+
+class _RecordedBlockTotal:
+    """``block_total`` that leaves a note of every call in ``folder`` (one file per call,
+    written in the process that ran it), so the check can tell the results block_total
+    returned in a worker from results made some other way."""
+
+    __name__ = "block_total"
+    __qualname__ = "block_total"
+    __doc__ = beyond.block_total.__doc__
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def __call__(self, *args: Any, **kwargs: Any) -> BlockResult:
+        import json
+        import uuid
+
+        result = _BLOCK_TOTAL(*args, **kwargs)
+        note = Path(self.folder) / f"{os.getpid()}-{uuid.uuid4().hex}.json"
+        with contextlib.suppress(OSError):  # the check is over (a stuck answer)
+            note.write_text(json.dumps([getattr(v, "item", lambda v=v: v)() for v in result]))
+        return result
+
+
+def _recorded_calls(folder: str) -> set[tuple]:
+    import json
+
+    calls = set()
+    for note in Path(folder).glob("*.json"):
+        try:
+            calls.add(tuple(json.loads(note.read_text())))
+        except ValueError:  # a note still being written: the call had not returned
+            pass
+    return calls
+
+
+@contextlib.contextmanager
+def _recording(file_row_totals: Callable, folder: str) -> Iterator[None]:
+    """Replace ``block_total`` by a recording one, in the answer's globals (where a notebook
+    cell finds it) and in :mod:`helpers.beyond`, until the block ends (also when the answer
+    is stuck: the learner's ``block_total`` comes back either way)."""
+    recorder = _RecordedBlockTotal(folder)
+    namespace = getattr(file_row_totals, "__globals__", {})
+    swap = namespace.get("block_total") is _BLOCK_TOTAL
+    beyond.block_total = recorder  # type: ignore[assignment]
+    if swap:
+        namespace["block_total"] = recorder
+    try:
+        yield
+    finally:
+        beyond.block_total = _BLOCK_TOTAL  # type: ignore[assignment]
+        if swap and namespace.get("block_total") is recorder:
+            namespace["block_total"] = _BLOCK_TOTAL
+
+
 def _judge_file(file_row_totals: Callable, path: Path, block: int, joblib_tmp: str) -> int:
     """Run the answer on one file; return the number of blocks it summed."""
     from joblib import parallel_config
 
     data = np.load(path)  # the check's own copy, to compute the expected totals
     before = _digest(path)
-    read_before = _bytes_read()
+    reads: dict[str, int] = {}
+
+    notes = tempfile.mkdtemp(prefix="calls-", dir=joblib_tmp)
 
     def in_check_folder(*args: Any) -> Any:
         # joblib's settings are per thread: set the folder in the thread that runs the answer
+        # (and count the bytes read there, by the answer's own code)
         with parallel_config(temp_folder=joblib_tmp):
-            return file_row_totals(*args)
+            read_before = _bytes_read()
+            try:
+                return file_row_totals(*args)
+            finally:
+                read_after = _bytes_read()
+                if read_before is not None and read_after is not None:
+                    reads["during"] = read_after - read_before
 
-    outcome = call_with_timeout(in_check_folder, (str(path), block), ANSWER_SECONDS)
-    read_during = _bytes_read() - read_before if read_before is not None else None
+    with _recording(file_row_totals, notes):
+        outcome = call_with_timeout(in_check_folder, (str(path), block), ANSWER_SECONDS)
+    read_during = reads.get("during")
     if "error" in outcome:
         exc = outcome["error"]
         fail(f"file_row_totals raised {type(exc).__name__}: {exc}")
@@ -69,12 +138,24 @@ def _judge_file(file_row_totals: Callable, path: Path, block: int, joblib_tmp: s
     )
     expect(_digest(path) == before, "your answer changed the file: the workers only read it")
     want_blocks = row_blocks(len(data), block)
-    got = sorted((r.start, r.stop) for r in answer)
+    got = [(r.start, r.stop) for r in answer]
+    if sorted(got) != want_blocks:
+        first = next(
+            (i for i, (g, w) in enumerate(zip(sorted(got), want_blocks, strict=False)) if g != w),
+            min(len(got), len(want_blocks)),
+        )
+        fail(
+            f"for a file of {len(data)} rows and block={block} you returned {len(got)} "
+            f"block(s), row_blocks({len(data)}, {block}) gives {len(want_blocks)}; the first "
+            f"difference is at position {first}: yours "
+            f"{sorted(got)[first] if first < len(got) else 'none'}, expected "
+            f"{want_blocks[first] if first < len(want_blocks) else 'none'}. Call "
+            "block_total(data, start, stop) once per (start, stop), on the whole array"
+        )
     expect(
         got == want_blocks,
-        f"for a file of {len(data)} rows and block={block} your blocks are {got[:3]}...; "
-        f"expected row_blocks({len(data)}, {block}) = {want_blocks[:3]}...: call "
-        "block_total(data, start, stop) once per (start, stop), on the whole array",
+        f"your results come in another order than the blocks ({got[:4]}...): return them "
+        "in the order of row_blocks, the first block first",
     )
     for r in answer:
         want = float(data[r.start : r.stop].sum())
@@ -97,9 +178,10 @@ def _judge_file(file_row_totals: Callable, path: Path, block: int, joblib_tmp: s
         )
     if not all(r.memmapped for r in answer):
         fail(
-            f"with a {data.nbytes:,}-byte file the workers received pickled copies of the "
-            "array: your process read the whole file into memory and joblib pickled it. Open "
-            "the file without reading it, so that nothing is read until a worker touches a row"
+            f"with a {data.nbytes:,}-byte file block_total received arrays held in memory, "
+            "not a map of the file: your process read the file and joblib pickled it, or a "
+            "worker read the whole file. Open the file without reading it, so that nothing "
+            "is read until a worker touches a row"
         )
     if {r.source for r in answer} != {real}:
         fail(
@@ -108,16 +190,35 @@ def _judge_file(file_row_totals: Callable, path: Path, block: int, joblib_tmp: s
             "memory first. Open the file without reading it (numpy.load has an option for "
             "that), so that joblib can hand the workers the file"
         )
+    calls = _recorded_calls(notes)
+    made_elsewhere = [r for r in answer if tuple(r) not in calls]
+    expect(
+        not made_elsewhere,
+        f"{len(made_elsewhere)} of your {len(answer)} results (the first for rows "
+        f"{made_elsewhere[0].start if made_elsewhere else 0}:"
+        f"{made_elsewhere[0].stop if made_elsewhere else 0}) are not what a call of "
+        "block_total in a worker returned: return block_total's results as they came back, "
+        "unchanged",
+    )
     return len(answer)
 
 
 def _bytes_read() -> int | None:
-    """Bytes this process has read with read() calls so far (Linux, Windows), else None.
+    """Bytes the calling thread (Linux) or this process (Windows) has read with read()
+    calls so far, else None.
 
-    Pages of a memory-mapped file are not read() calls: they don't count.
+    Pages of a memory-mapped file are not read() calls: they don't count. On Linux the
+    count is the thread's own: a process's count also takes in what its children read once
+    they exit (loky's workers, from an earlier answer), which would blame this answer.
     """
     import psutil
 
+    try:
+        with open("/proc/thread-self/io") as counters:
+            fields = dict(line.split(":") for line in counters.read().splitlines())
+        return int(fields["rchar"])
+    except (OSError, KeyError, ValueError):
+        pass
     proc = psutil.Process()
     if not hasattr(proc, "io_counters"):
         return None
@@ -132,8 +233,11 @@ def check_file_row_totals(file_row_totals: Callable[[str, int], Any]) -> None:
     The check writes :data:`FILE_CASES` to ``.npy`` files and calls the answer with each
     path (a str) and block size. It must return the list of
     :class:`helpers.beyond.BlockResult` that ``block_total(data, start, stop)`` produced
-    for the blocks of ``row_blocks(rows, block)``, computed in worker processes that
-    memory-mapped the file at ``path`` (not a pickled copy, not a temporary copy).
+    for the blocks of ``row_blocks(rows, block)``, in that order, computed in worker
+    processes that memory-mapped the file at ``path`` (not a pickled copy, not a temporary
+    copy). While the answer runs, ``block_total`` (in the answer's globals and in
+    :mod:`helpers.beyond`) notes every call, so results made without it are seen; the
+    bytes the answer's own thread reads are counted, so reading the file into memory is.
     """
     expect(
         callable(file_row_totals),
@@ -157,7 +261,8 @@ def check_file_row_totals(file_row_totals: Callable[[str, int], Any]) -> None:
 
 # Exercise 2: the batches check_run_batch gives run_batch (bad inputs among good ones).
 BATCH = (4, -1, 9, 2.25, -9, 16)
-OTHER_BATCH = (0, 30.25, -0.5, 1e6, -100)
+# 4 and -1 again: an answer that keeps results from an earlier call must still submit them.
+OTHER_BATCH = (0, 30.25, -0.5, 1e6, -100, 4, -1)
 TASK_SECONDS = 0.2  # each call the check watches takes at least this long
 
 
@@ -200,6 +305,13 @@ def _from_executor(value: Any) -> bool:
     return isinstance(value, _RaisedOnExecutor) or getattr(value, "_course_from_executor", False)
 
 
+def _same(arg: Any, value: Any) -> bool:
+    try:
+        return bool(arg == value)
+    except Exception:  # an argument that can't be compared (a NumPy array, ...)
+        return False
+
+
 def _max_overlap(spans: list[tuple[float, float]]) -> int:
     events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
     running = best = 0
@@ -216,15 +328,30 @@ class _WatchingExecutor(Executor):
         self.inner = inner
         self.calls = 0
         self.shutdowns = 0
+        self.arguments: list[Any] = []  # every argument of every call submitted
+
+    def _note(self, args: Any) -> None:
+        for arg in args:
+            if isinstance(arg, (tuple, list, set, frozenset)):
+                self._note(arg)
+            else:
+                self.arguments.append(arg)
+
+    def submitted(self, value: Any) -> bool:
+        return any(_same(arg, value) for arg in self.arguments)
 
     def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Any:
         self.calls += 1
+        self._note([*args, *kwargs.values()])
         return self.inner.submit(_observed, fn, *args, **kwargs)
 
     def map(self, fn: Callable, *iterables: Any, **kwargs: Any) -> Any:
         import functools
 
         self.calls += 1
+        iterables = tuple(list(iterable) for iterable in iterables)
+        for iterable in iterables:
+            self._note(iterable)
         return self.inner.map(functools.partial(_observed, fn), *iterables, **kwargs)
 
     def shutdown(self, wait: bool = True, **kwargs: Any) -> None:
@@ -253,6 +380,13 @@ def _judge_batch(
     expect(
         watching.calls > 0 or not values,
         f"run_batch never used the executor it was given ({where})",
+    )
+    unsent = [x for x in values if not watching.submitted(x)]
+    expect(
+        not unsent,
+        f"run_batch didn't submit {unsent} to the executor it was given ({where}): every "
+        "value of each call as a call of its own, a bad one too, even one an earlier "
+        "call already saw",
     )
     expect(
         watching.shutdowns == 0,
