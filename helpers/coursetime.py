@@ -79,18 +79,41 @@ def _code_minutes(source: str) -> float:
     return lines / CODE_LINES_PER_MINUTE + MINUTES_PER_CELL
 
 
-def section_kind(cell) -> str | None:
-    """'core' or 'deeper' for a numbered section's heading cell, '' if unmarked, None if the
-    cell starts no numbered section."""
-    if cell.get("cell_type") != "markdown" or not SECTION.match(cell["source"].lstrip()):
-        return None
-    lines = [line.strip() for line in cell["source"].lstrip().splitlines()[1:] if line.strip()]
+def _mark(text: str) -> str:
+    """'core' or 'deeper' from the first line of a section's text, '' if it has no mark."""
+    lines = [line.strip() for line in text.splitlines()[1:] if line.strip()]
     first = lines[0] if lines else ""
-    if first == CORE_MARK:
-        return "core"
-    if first == DEEPER_MARK:
-        return "deeper"
-    return ""
+    return {CORE_MARK: "core", DEEPER_MARK: "deeper"}.get(first, "")
+
+
+def markdown_parts(source: str) -> list[tuple[str | None, str | None, str]]:
+    """A markdown cell cut at its ``## `` headings: (heading, kind, text) per piece.
+
+    The first piece has heading None when the cell does not start with a ``## `` heading.
+    kind is 'core'/'deeper' for a marked numbered section, '' for an unmarked one, None for
+    other ``## `` headings (Exercises, Key points) and for text before any heading."""
+    pieces = re.split(r"(?m)^(?=## )", source)
+    parts = []
+    for piece in pieces:
+        if not piece.startswith("## "):
+            if piece.strip():
+                parts.append((None, None, piece))
+            continue
+        heading = piece.splitlines()[0]
+        kind = _mark(piece) if SECTION.match(heading) else None
+        parts.append((heading, kind, piece))
+    return parts
+
+
+def section_kind(cell) -> str | None:
+    """'core' or 'deeper' for a cell that starts a numbered section ('' if unmarked), None
+    for any other cell. A numbered heading further down a cell counts too (the last one)."""
+    if cell.get("cell_type") != "markdown":
+        return None
+    kinds = [
+        kind for heading, kind, _ in markdown_parts(cell["source"]) if heading and kind is not None
+    ]
+    return kinds[-1] if kinds else None
 
 
 def chapter_times(nb) -> Times:
@@ -111,17 +134,16 @@ def section_times(nb) -> list[tuple[str, str, float]]:
     for cell in nb.cells:
         tags = _tags(cell)
         if cell.cell_type == "markdown":
-            source = cell.source.lstrip()
-            marked = section_kind(cell)
-            if marked is not None or source.startswith("## "):
-                parts.append((heading, kind, minutes))
-                heading, minutes = source.splitlines()[0].lstrip("# ").strip(), 0.0
-                if marked is None:  # Key points are core; the exercises are counted apart
-                    marked = "exercises" if heading == "Exercises" else "core"
-                kind = marked or "core"
             if "solution" in tags:
                 continue
-            minutes += _markdown_minutes(cell.source)
+            for piece_heading, marked, text in markdown_parts(cell.source):
+                if piece_heading is not None:
+                    parts.append((heading, kind, minutes))
+                    heading, minutes = piece_heading.lstrip("# ").strip(), 0.0
+                    if marked is None:  # Key points are core; the exercises count apart
+                        marked = "exercises" if heading == "Exercises" else "core"
+                    kind = marked or "core"
+                minutes += _markdown_minutes(text)
         elif cell.cell_type == "code":
             if "exercise" in tags:
                 minutes += MINUTES_PER_EXERCISE

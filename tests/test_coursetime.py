@@ -29,9 +29,11 @@ def test_every_numbered_section_is_marked_core_or_deeper(notebook):
     path, nb = notebook
     kinds = {}
     for cell in nb.cells:
-        kind = coursetime.section_kind(cell)
-        if kind is not None:
-            heading = cell.source.lstrip().splitlines()[0]
+        if cell.cell_type != "markdown":
+            continue
+        for heading, kind, _ in coursetime.markdown_parts(cell.source):
+            if heading is None or kind is None:
+                continue
             assert kind, (
                 f"{path.name}: {heading!r} needs, on the line after the heading, "
                 f"{coursetime.CORE_MARK!r} or {coursetime.DEEPER_MARK!r}"
@@ -82,12 +84,14 @@ def core_uses_of_deeper_names(nb) -> list[str]:
     problems = []
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            marked = coursetime.section_kind(cell)
-            if marked is not None:
-                kind, heading = marked or "core", cell.source.lstrip().splitlines()[0]
-            elif cell.source.lstrip().startswith("## "):
-                heading = cell.source.lstrip().splitlines()[0]
-                kind = "exercises" if heading == "## Exercises" else "core"
+            for piece_heading, marked, _ in coursetime.markdown_parts(cell.source):
+                if piece_heading is None:
+                    continue
+                heading = piece_heading
+                if marked is None:
+                    kind = "exercises" if heading == "## Exercises" else "core"
+                else:
+                    kind = marked or "core"
             continue
         if cell.cell_type != "code":
             continue
@@ -204,3 +208,18 @@ def test_write_times_fills_the_title_and_the_total(tmp_path):
     assert "about 0.5 hours in all (core sections: about 0.5 hours)" in back.cells[1].source
     assert [c.id for c in back.cells] == [c.id for c in nb.cells]
     assert coursetime.write_times(tmp_path) == []  # nothing left to change
+
+
+def test_a_heading_in_the_middle_of_a_cell_starts_its_section():
+    source = (
+        f"End of section 1.\n\n## 2. Two\n\n{coursetime.DEEPER_MARK}\n\nText.\n\n"
+        f"## 3. Three\n\nNo mark here.\n\n## Key points\n"
+    )
+    parts = coursetime.markdown_parts(source)
+    assert [(h, k) for h, k, _ in parts] == [
+        (None, None),
+        ("## 2. Two", "deeper"),
+        ("## 3. Three", ""),
+        ("## Key points", None),
+    ]
+    assert coursetime.section_kind(new_markdown_cell(source)) == ""
