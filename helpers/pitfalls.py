@@ -8,6 +8,7 @@ without touching the notebook's kernel.
 
 from __future__ import annotations
 
+import ctypes
 import faulthandler
 import logging
 import logging.handlers
@@ -59,6 +60,9 @@ __all__ = [
     "hold_lock",
     "leaky_task",
     "run_script",
+    "start_method",
+    "call_pickled",
+    "crash_in_c",
 ]
 
 # A module global, for section 2: fork children copy the parent's value, spawn and
@@ -308,6 +312,37 @@ def _group_members(pgid: int) -> list[psutil.Process]:
     return members
 
 
+def _is_resource_tracker(proc: psutil.Process) -> bool:
+    try:
+        return "resource_tracker" in " ".join(proc.cmdline())
+    except psutil.Error:
+        return False
+
+
+def _kill_group(pgid: int, tracker_wait: float = 5.0) -> None:
+    """SIGKILL every process of group ``pgid`` but its resource trackers, then the rest.
+
+    A resource tracker removes the named semaphores and shared memory its program left
+    behind once every process of that program has gone; killed with the others, it
+    couldn't, and they would stay in ``/dev/shm`` until the next reboot. So it gets up to
+    ``tracker_wait`` seconds to clean up and exit by itself.
+    """
+    trackers = []
+    for member in _group_members(pgid):
+        if _is_resource_tracker(member):
+            trackers.append(member)
+            continue
+        try:
+            member.kill()
+        except psutil.Error:
+            continue
+    psutil.wait_procs(trackers, timeout=tracker_wait)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _start(source: str, args: tuple[str, ...], env: dict[str, str] | None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", source, *args],
@@ -388,10 +423,7 @@ def run_script(
             leftovers.append(" ".join(member.cmdline())[:100])
         except psutil.Error:
             continue
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    _kill_group(proc.pid)
     proc.wait()
     for reader in readers:
         reader.join(timeout=5)
@@ -403,3 +435,32 @@ def run_script(
         seconds=seconds,
         leftovers=leftovers,
     )
+
+
+def start_method(_: Any = None) -> str:
+    """Return the start method of the process running this task (the argument is ignored)."""
+    return multiprocessing.get_start_method()
+
+
+def call_pickled(data: bytes, *args: Any) -> Any:
+    """Unpickle a function from ``data`` and return ``function(*args)``.
+
+    This is what joblib's loky and Dask do with a function they pickled with cloudpickle:
+    a plain ``pickle.loads`` in the worker rebuilds it (cloudpickle must be installed there).
+    """
+    if not isinstance(data, bytes):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    func = pickle.loads(data)
+    if not callable(func):
+        raise TypeError(f"data must hold a pickled callable, got {type(func).__name__}")
+    return func(*args)
+
+
+def crash_in_c() -> None:
+    """Crash this process in C (a read of address 0), with ``faulthandler`` armed first.
+
+    The process dies of ``SIGSEGV`` (exit code -11): no exception, no ``finally``. The
+    Python stack ``faulthandler`` writes to stderr is the only sign of where it was.
+    """
+    faulthandler.enable()
+    ctypes.string_at(0)  # reads memory at address 0: a segmentation fault
