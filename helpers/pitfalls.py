@@ -63,6 +63,7 @@ __all__ = [
     "start_method",
     "call_pickled",
     "crash_in_c",
+    "square_into",
 ]
 
 # A module global, for section 2: fork children copy the parent's value, spawn and
@@ -464,3 +465,25 @@ def crash_in_c() -> None:
     """
     faulthandler.enable()
     ctypes.string_at(0)  # reads memory at address 0: a segmentation fault
+
+
+def square_into(numbers: list[int], q: Any) -> None:
+    """Process target: put the square of each number of ``numbers`` on queue ``q``.
+
+    One item per number, in order. A negative number is a bad record: it raises
+    ``ValueError`` (after the squares before it were put), which ends the process with
+    exit code 1. If the environment variable ``PITFALLS_TRACE`` names a file, a line
+    ``"<pid> <count>"`` is appended to it first (the exercise check reads it).
+    """
+    if not hasattr(q, "put"):
+        raise TypeError(f"q must be a queue, got {type(q).__name__}")
+    numbers = list(numbers)
+    trace = os.environ.get("PITFALLS_TRACE")
+    if trace:
+        with open(trace, "a") as f:
+            f.write(f"{os.getpid()} {len(numbers)}\n")
+    for x in numbers:
+        check_number(x)
+        if x < 0:
+            raise ValueError(f"bad record: {x}")
+        q.put(x * x)
