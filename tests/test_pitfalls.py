@@ -16,7 +16,7 @@ import pytest
 
 from helpers import pitfalls
 from helpers.checks import ExerciseFailed
-from helpers.checks.pitfalls import check_collect_squares, check_preflight
+from helpers.checks.pitfalls import check_collect_squares, check_preflight, check_run_batch
 from helpers.pitfalls import square_into
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -368,6 +368,78 @@ def test_check_collect_squares_passes_the_right_answer(capsys):
 def test_check_collect_squares_hints(answer, hint):
     with pytest.raises(ExerciseFailed, match=hint):
         check_collect_squares(answer)
+
+
+def hanging_batch(tasks):
+    with multiprocessing.Pool(2) as pool:
+        pending = [pool.apply_async(func, args) for func, args in tasks]
+        return [p.get() for p in pending]
+
+
+def right_batch(tasks):
+    results = [None] * len(tasks)
+    lost = []
+    with ProcessPoolExecutor(max_workers=2) as executor:
+        futures = [executor.submit(func, *args) for func, args in tasks]
+        for i, future in enumerate(futures):
+            try:
+                results[i] = future.result(timeout=60)
+            except BrokenProcessPool:
+                lost.append(i)
+            except Exception as exc:
+                results[i] = exc
+    retries = {}
+    for i in lost:
+        executor = ProcessPoolExecutor(max_workers=1)
+        func, args = tasks[i]
+        retries[i] = (executor, executor.submit(func, *args))
+    for i, (executor, future) in retries.items():
+        try:
+            results[i] = future.result(timeout=60)
+        except Exception as exc:
+            results[i] = exc
+        executor.shutdown()
+    return results
+
+
+def no_second_chance(tasks):
+    with ProcessPoolExecutor(max_workers=2) as executor:
+        futures = [executor.submit(func, *args) for func, args in tasks]
+        out = []
+        for future in futures:
+            try:
+                out.append(future.result(timeout=30))
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+
+def in_the_caller(tasks):
+    out = []
+    for func, args in tasks:
+        try:
+            out.append(func(*args))
+        except Exception as exc:
+            out.append(exc)
+    return out
+
+
+def test_check_run_batch_passes_the_right_answer(capsys):
+    check_run_batch(right_batch)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (hanging_batch, "it hangs"),
+        (no_second_chance, "still deserves its result"),
+        (in_the_caller, "must run in worker processes"),
+    ],
+)
+def test_check_run_batch_hints(answer, hint):
+    with pytest.raises(ExerciseFailed, match=hint):
+        check_run_batch(answer)
 
 
 # --- the symptom table's links ------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -23,9 +24,9 @@ from helpers.checks import (
     passed,
     require_function,
 )
-from helpers.pitfalls import Account, square, use_lock
+from helpers.pitfalls import Account, checked_sqrt, kill_self, slow_square, square, use_lock
 
-__all__ = ["preflight_tasks", "check_preflight", "check_collect_squares"]
+__all__ = ["preflight_tasks", "check_preflight", "check_collect_squares", "check_run_batch"]
 
 
 _MAIN_SOURCE = """
@@ -302,7 +303,7 @@ def check_collect_squares(
             sender.close()
             hung = "the first scenario"
             try:
-                outcomes, hung = _receive(receiver, timeout)
+                outcomes, hung, _ = _receive(receiver, timeout)
             finally:
                 _stop_tree(child, at_once=hung is not None)
                 receiver.close()
@@ -321,17 +322,19 @@ def check_collect_squares(
     )
 
 
-def _receive(receiver: Any, timeout: float) -> tuple[list[tuple[str, dict]], str | None]:
-    """The outcomes the child reported, and the scenario it was stuck in (or None)."""
+def _receive(
+    receiver: Any, timeout: float
+) -> tuple[list[tuple[str, dict]], str | None, str | None]:
+    """The outcomes the child reported; the scenario it hung in, or the one it died in."""
     outcomes: list[tuple[str, dict]] = []
     current = None
     while True:
         if not receiver.poll(timeout if current else 30):
-            return outcomes, current or "the first scenario"
+            return outcomes, current or "the first scenario", None
         try:
             message = receiver.recv()
         except EOFError:
-            return outcomes, None
+            return outcomes, None, current
         if message[0] == "start":
             current = message[1]
         else:
@@ -408,3 +411,174 @@ def _show(value: Any) -> str:
         return f"{value[1]:,} squares" + ("" if value[2] else ", not sorted")
     text = repr(value)
     return text if len(text) < 80 else text[:77] + "..."
+
+
+def _batch_scenarios(method: str = "fork") -> list[tuple[str, list[tuple[Any, tuple]], list]]:
+    """``(name, tasks, expected)`` for check_run_batch; under spawn only the first.
+
+    ``expected`` has, per task, ``("value", v)``, ``("error", "ValueError")`` (the task's
+    own exception) or ``("killed",)`` (any exception will do).
+    """
+    every = [
+        (
+            "6 tasks, the second one's worker killed",
+            [
+                (square, (2,)),
+                (kill_self, (0.0,)),
+                (slow_square, (3, 0.2)),
+                (checked_sqrt, (-1,)),
+                (square, (5,)),
+                (slow_square, (4, 0.1)),
+            ],
+            [
+                ("value", 4),
+                ("killed",),
+                ("value", 9),
+                ("error", "ValueError"),
+                ("value", 25),
+                ("value", 16),
+            ],
+        ),
+        ("an empty batch", [], []),
+        (
+            "8 healthy tasks",
+            [(slow_square, (x, 0.05)) for x in range(8)],
+            [("value", x * x) for x in range(8)],
+        ),
+        (
+            "4 tasks, two workers killed",
+            [(kill_self, (0.0,)), (square, (3,)), (kill_self, (0.05,)), (square, (6,))],
+            [("killed",), ("value", 9), ("killed",), ("value", 36)],
+        ),
+    ]
+    return every if method == "fork" else every[:1]
+
+
+def _describe(item: Any) -> tuple:
+    if isinstance(item, BaseException):
+        return ("error", type(item).__name__, isinstance(item, ValueError))
+    return ("value", item)
+
+
+def _batch_in_child(func: Any, conn: Any) -> None:
+    """Process target: run ``func`` on every batch scenario; report each outcome on ``conn``."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (open for the life of this process)
+    me = psutil.Process()
+    for name, tasks, _ in _batch_scenarios(multiprocessing.get_start_method()):
+        conn.send(("start", name))
+        outcome: dict[str, Any] = {}
+        started = time.monotonic()
+        try:
+            got = func(list(tasks))
+        except BaseException as exc:
+            outcome["error"] = f"{type(exc).__name__}: {exc}"
+        else:
+            if isinstance(got, (list, tuple)):
+                outcome["value"] = [_describe(item) for item in got]
+            else:
+                outcome["value"] = ("not a list", type(got).__name__)
+        outcome["seconds"] = time.monotonic() - started
+        deadline = time.monotonic() + 1
+        while True:
+            alive = [c for c in me.children(recursive=True) if _running(c)]
+            if not alive or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        outcome["leftovers"] = len(alive)
+        for child in alive:
+            child.kill()
+        conn.send(("done", name, outcome))
+    conn.close()
+
+
+def check_run_batch(run_batch: Callable[[list], Any], timeout: float = 6) -> None:
+    """Exercise 3: the fixed ``run_batch(tasks)`` survives a worker killed mid-batch.
+
+    Runs it in a child process started with fork (where it exists) and spawn, on batches
+    where tasks' workers get SIGKILLed, a task raises, or nothing goes wrong.
+    """
+    require_function(run_batch, "run_batch")
+    if not hasattr(signal, "SIGKILL"):
+        fail("this check kills workers with SIGKILL, which your system doesn't have.")
+    func = _learner_function(run_batch)
+    methods = [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
+    for method in methods:
+        expected = {name: want for name, _, want in _batch_scenarios(method)}
+        context = multiprocessing.get_context(method)
+        receiver, sender = context.Pipe(duplex=False)
+        child = context.Process(target=_batch_in_child, args=(func, sender))
+        child.start()
+        sender.close()
+        hung: str | None = "the first scenario"
+        try:
+            outcomes, hung, died = _receive(receiver, timeout)
+        finally:
+            _stop_tree(child, at_once=hung is not None)
+            receiver.close()
+        for name, outcome in outcomes:
+            _judge_batch(f"under {method}, with {name}", expected[name], outcome, timeout)
+        if died is not None:
+            fail(
+                f"under {method}, with {died}, the process that called run_batch was "
+                "killed: the tasks must run in worker processes, not in the caller."
+            )
+        if hung is not None:
+            fail(
+                f"under {method}, with {hung}, run_batch had not returned after {timeout:g} "
+                "s: it hangs. What happens to a task whose worker is killed, and who waits "
+                "for its result?"
+            )
+    passed(
+        "killed workers, failing tasks and healthy ones each get the right entry; nothing "
+        f"hangs or is left behind, under {' and '.join(methods)}."
+    )
+
+
+def _judge_batch(where: str, expected: list, outcome: dict, timeout: float) -> None:
+    expect(
+        "error" not in outcome,
+        f"{where}, run_batch raised {outcome.get('error')}: return one entry per task "
+        "instead (a result, or the exception that stopped it).",
+    )
+    got = outcome["value"]
+    expect(
+        isinstance(got, list),
+        f"{where}, run_batch returned {got[1] if isinstance(got, tuple) else got}: return "
+        "a list, one entry per task, in task order.",
+    )
+    expect(
+        len(got) == len(expected),
+        f"{where}, run_batch returned {len(got)} entries for {len(expected)} tasks.",
+    )
+    for i, (entry, want) in enumerate(zip(got, expected, strict=True)):
+        if want[0] == "value":
+            expect(
+                entry == want,
+                f"{where}, task {i} runs fine in a healthy worker, but its entry is "
+                f"{_entry(entry)}, expected {want[1]!r}. A task that was only waiting when "
+                "another task's worker died still deserves its result.",
+            )
+        elif want[0] == "error":
+            expect(
+                entry[0] == "error" and entry[2],
+                f"{where}, task {i} raises ValueError, but its entry is {_entry(entry)}: "
+                "put the task's own exception there.",
+            )
+        else:
+            expect(
+                entry[0] == "error",
+                f"{where}, task {i}'s worker was killed, but its entry is {_entry(entry)}: "
+                "put an exception there (one that says what happened).",
+            )
+    expect(
+        outcome["leftovers"] == 0,
+        f"{where}, {outcome['leftovers']} process(es) were still running after run_batch "
+        "returned: stop or join every worker before returning.",
+    )
+    expect(outcome["seconds"] < timeout, f"{where}, run_batch took {outcome['seconds']:.1f} s.")
+
+
+def _entry(entry: tuple) -> str:
+    return f"the exception {entry[1]}" if entry[0] == "error" else repr(entry[1])
