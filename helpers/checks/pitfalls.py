@@ -186,7 +186,8 @@ def check_preflight(preflight: Callable[[list], Any]) -> None:
 def _scenarios(method: str = "fork") -> list[tuple[str, list[int], int]]:
     """``(name, numbers, workers)`` for check_collect_squares, the failing one last.
 
-    Under spawn, where each worker takes longer to start, only the three that matter most.
+    Under spawn, where each worker takes longer to start, only the big one (what differs
+    there is whether the workers can import what they run, which any input shows).
     """
     every = [
         ("3 numbers, 1 worker", [3, 1, 2], 1),
@@ -195,7 +196,7 @@ def _scenarios(method: str = "fork") -> list[tuple[str, list[int], int]]:
         ("1 number, 3 workers", [5], 3),
         ("a bad record (-1) among 4,001 numbers", [*range(2_000), -1, *range(2_000)], 2),
     ]
-    return every if method == "fork" else [every[0], every[1], every[-1]]
+    return every if method == "fork" else [every[1]]
 
 
 def _collect_in_child(func: Any, conn: Any, trace: str) -> None:
@@ -493,11 +494,12 @@ def _batch_in_child(func: Any, conn: Any) -> None:
     conn.close()
 
 
-def check_run_batch(run_batch: Callable[[list], Any], timeout: float = 6) -> None:
+def check_run_batch(run_batch: Callable[[list], Any], timeout: float = 3) -> None:
     """Exercise 3: the fixed ``run_batch(tasks)`` survives a worker killed mid-batch.
 
     Runs it in a child process started with fork (where it exists) and spawn, on batches
-    where tasks' workers get SIGKILLed, a task raises, or nothing goes wrong.
+    where tasks' workers get SIGKILLed, a task raises, or nothing goes wrong. A batch must
+    end within ``timeout`` seconds under fork, twice that under spawn (slower to start).
     """
     require_function(run_batch, "run_batch")
     if not hasattr(signal, "SIGKILL"):
@@ -506,6 +508,7 @@ def check_run_batch(run_batch: Callable[[list], Any], timeout: float = 6) -> Non
     methods = [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
     for method in methods:
         expected = {name: want for name, _, want in _batch_scenarios(method)}
+        limit = timeout if method == "fork" else 2 * timeout
         context = multiprocessing.get_context(method)
         receiver, sender = context.Pipe(duplex=False)
         child = context.Process(target=_batch_in_child, args=(func, sender))
@@ -513,12 +516,12 @@ def check_run_batch(run_batch: Callable[[list], Any], timeout: float = 6) -> Non
         sender.close()
         hung: str | None = "the first scenario"
         try:
-            outcomes, hung, died = _receive(receiver, timeout)
+            outcomes, hung, died = _receive(receiver, limit)
         finally:
             _stop_tree(child, at_once=hung is not None)
             receiver.close()
         for name, outcome in outcomes:
-            _judge_batch(f"under {method}, with {name}", expected[name], outcome, timeout)
+            _judge_batch(f"under {method}, with {name}", expected[name], outcome, limit)
         if died is not None:
             fail(
                 f"under {method}, with {died}, the process that called run_batch was "
@@ -526,7 +529,7 @@ def check_run_batch(run_batch: Callable[[list], Any], timeout: float = 6) -> Non
             )
         if hung is not None:
             fail(
-                f"under {method}, with {hung}, run_batch had not returned after {timeout:g} "
+                f"under {method}, with {hung}, run_batch had not returned after {limit:g} "
                 "s: it hangs. What happens to a task whose worker is killed, and who waits "
                 "for its result?"
             )
