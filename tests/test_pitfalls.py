@@ -443,3 +443,19 @@ def test_check_run_batch_hints(answer, hint):
 
 
 # --- the symptom table's links ------------------------------------------------
+
+
+def test_run_script_lets_the_resource_tracker_clean_up_after_a_kill():
+    source = (
+        "import multiprocessing, time\n"
+        "if __name__ == '__main__':\n"
+        "    q = multiprocessing.get_context('spawn').Queue()\n"
+        "    names = [q._rlock._semlock.name, q._wlock._semlock.name]\n"
+        "    print(*names, flush=True)\n"
+        "    time.sleep(30)\n"
+    )
+    run = pitfalls.run_script(source, timeout=3, grace=0.1)
+    assert run.timed_out
+    assert "leaked semaphore objects to clean up at shutdown" in run.stderr
+    for name in run.stdout.split():  # glibc keeps named semaphores in /dev/shm as sem.*
+        assert not os.path.exists(f"/dev/shm/sem.{name.lstrip('/')}")
