@@ -377,7 +377,8 @@ def _judge(
     else:
         expect(
             "error" not in outcome,
-            f"{where}, collect_squares raised {outcome.get('error')}.",
+            f"{where}, collect_squares raised {outcome.get('error')}."
+            + _NAME_HINT * str(outcome.get("error", "")).startswith("NameError"),
         )
         got = outcome["value"]
         expect(
@@ -405,6 +406,13 @@ def _judge(
         outcome["seconds"] < timeout,
         f"{where}, collect_squares took {outcome['seconds']:.1f} s.",
     )
+
+
+_NAME_HINT = (
+    " The check runs your function alone, as a spawn child would: a function or variable "
+    "defined in another notebook cell isn't there. Import what you use inside the "
+    "function, or use the helpers' functions."
+)
 
 
 def _show(value: Any) -> str:
@@ -543,7 +551,9 @@ def _judge_batch(where: str, expected: list, outcome: dict, timeout: float) -> N
     expect(
         "error" not in outcome,
         f"{where}, run_batch raised {outcome.get('error')}: return one entry per task "
-        "instead (a result, or the exception that stopped it).",
+        "instead (a result, or the exception that stopped it)."
+        + _NAME_HINT
+        * str(outcome.get("error", "")).startswith("NameError"),
     )
     got = outcome["value"]
     expect(
