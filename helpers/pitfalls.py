@@ -64,6 +64,7 @@ __all__ = [
     "call_pickled",
     "crash_in_c",
     "square_into",
+    "risky_square",
 ]
 
 # A module global, for section 2: fork children copy the parent's value, spawn and
@@ -470,10 +471,11 @@ def crash_in_c() -> None:
 def square_into(numbers: list[int], q: Any) -> None:
     """Process target: put the square of each number of ``numbers`` on queue ``q``.
 
-    One item per number, in order. A negative number is a bad record: it raises
-    ``ValueError`` (after the squares before it were put), which ends the process with
-    exit code 1. If the environment variable ``PITFALLS_TRACE`` names a file, a line
-    ``"<pid> <count>"`` is appended to it first (the exercise check reads it).
+    One item per number, in order, each computed by :func:`risky_square`: a negative
+    number is a bad record, it raises ``ValueError`` (after the squares before it were
+    put), which ends the process with exit code 1. If the environment variable
+    ``PITFALLS_TRACE`` names a file, a line ``"<pid> <count>"`` is appended to it first
+    (the exercise check reads it).
     """
     if not hasattr(q, "put"):
         raise TypeError(f"q must be a queue, got {type(q).__name__}")
@@ -483,7 +485,19 @@ def square_into(numbers: list[int], q: Any) -> None:
         with open(trace, "a") as f:
             f.write(f"{os.getpid()} {len(numbers)}\n")
     for x in numbers:
-        check_number(x)
-        if x < 0:
-            raise ValueError(f"bad record: {x}")
-        q.put(x * x)
+        q.put(risky_square(x))
+
+
+def risky_square(x: int) -> int:
+    """Return ``x * x``; a negative ``x`` (a bad record) raises ``ValueError``.
+
+    If the environment variable ``PITFALLS_KILL_AT`` holds ``x``, the process kills
+    itself with SIGKILL instead (as the out-of-memory killer would), which an exercise
+    check uses to end a worker in a way the caller can't foresee.
+    """
+    check_number(x)
+    if x < 0:
+        raise ValueError(f"bad record: {x}")
+    if os.environ.get("PITFALLS_KILL_AT") == str(x):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x * x

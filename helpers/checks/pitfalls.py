@@ -24,7 +24,15 @@ from helpers.checks import (
     passed,
     require_function,
 )
-from helpers.pitfalls import Account, checked_sqrt, kill_self, slow_square, square, use_lock
+from helpers.pitfalls import (
+    Account,
+    checked_sqrt,
+    kill_self,
+    risky_square,
+    slow_square,
+    square,
+    use_lock,
+)
 
 __all__ = ["preflight_tasks", "check_preflight", "check_collect_squares", "check_run_batch"]
 
@@ -194,6 +202,7 @@ def _scenarios(method: str = "fork") -> list[tuple[str, list[int], int]]:
         ("10,000 numbers, 2 workers", list(range(10_000)), 2),
         ("no numbers, 3 workers", [], 3),
         ("1 number, 3 workers", [5], 3),
+        ("a worker killed at number 1,234 of 3,000", list(range(3_000)), 2),
         ("a bad record (-1) among 4,001 numbers", [*range(2_000), -1, *range(2_000)], 2),
     ]
     return every if method == "fork" else [every[1]]
@@ -216,6 +225,7 @@ def _collect_in_child(func: Any, conn: Any, trace: str) -> None:
     for name, numbers, workers in _scenarios(multiprocessing.get_start_method()):
         conn.send(("start", name))
         open(trace, "w").close()
+        os.environ["PITFALLS_KILL_AT"] = "1234" if "killed" in name else ""
         outcome: dict[str, Any] = {}
         started = time.monotonic()
         try:
@@ -365,11 +375,11 @@ def _judge(
     name: str, numbers: list[int], workers: int, outcome: dict, method: str, timeout: float
 ) -> None:
     where = f"under {method}, with {name}"
-    failing = any(x < 0 for x in numbers)
+    failing = any(x < 0 for x in numbers) or "killed" in name
     if failing:
         expect(
             "error" in outcome,
-            f"{where}, a worker failed (square_into raised ValueError on the bad record), "
+            f"{where}, a worker failed (it raised, or was killed), "
             f"but collect_squares returned normally ({_show(outcome.get('value'))}): "
             "results are missing, so it must raise. How can the parent tell that a worker "
             "ended without sending everything?",
@@ -394,8 +404,9 @@ def _judge(
                 "processes: keep the workers, fix how their results are collected.",
             )
         expect(
-            len(outcome["workers"]) <= workers,
-            f"{where}, {len(outcome['workers'])} processes ran square_into: use `workers`.",
+            min(workers, len(numbers)) <= len(outcome["workers"]) <= workers,
+            f"{where}, {len(outcome['workers'])} processes ran square_into: split the work "
+            "among `workers` processes.",
         )
     expect(
         outcome["leftovers"] == 0,
@@ -455,6 +466,11 @@ def _batch_scenarios(method: str = "fork") -> list[tuple[str, list[tuple[Any, tu
             [("value", x * x) for x in range(8)],
         ),
         (
+            "5 tasks of one function, one worker killed at x=7",
+            [(risky_square, (x,)) for x in (5, 7, 9, 2, 3)],
+            [("value", 25), ("killed",), ("value", 81), ("value", 4), ("value", 9)],
+        ),
+        (
             "4 tasks, two workers killed",
             [(kill_self, (0.0,)), (square, (3,)), (kill_self, (0.05,)), (square, (6,))],
             [("killed",), ("value", 9), ("killed",), ("value", 36)],
@@ -477,6 +493,7 @@ def _batch_in_child(func: Any, conn: Any) -> None:
     me = psutil.Process()
     for name, tasks, _ in _batch_scenarios(multiprocessing.get_start_method()):
         conn.send(("start", name))
+        os.environ["PITFALLS_KILL_AT"] = "7" if "killed at x=7" in name else ""
         outcome: dict[str, Any] = {}
         started = time.monotonic()
         try:
