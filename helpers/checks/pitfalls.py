@@ -215,6 +215,7 @@ def _collect_in_child(func: Any, conn: Any, trace: str) -> None:
     ``outcome`` holds the returned value or the exception's text, the seconds it took,
     the workers that ran ``square_into`` and the processes still alive afterwards.
     """
+    _own_group()
     # The failing worker's traceback goes nowhere, not to the learner's notebook: a fork
     # child of a Jupyter kernel writes through sys.stderr, a spawn child to descriptor 2.
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -353,22 +354,39 @@ def _receive(
             current = None
 
 
+def _own_group() -> None:
+    """In a check's child: lead a process group of its own, which its descendants join.
+
+    So :func:`_stop_tree` can kill all of them at once, even those whose parent died
+    and which no longer appear among the child's descendants.
+    """
+    if hasattr(os, "setsid"):
+        os.setsid()
+
+
 def _stop_tree(child: Any, at_once: bool) -> None:
     """Kill everything ``child`` started, and ``child`` too unless it ends by itself."""
-    try:
-        family = psutil.Process(child.pid).children(recursive=True)
-    except psutil.Error:
-        family = []
+    if not at_once:
+        child.join(timeout=3)
+    for _ in range(3):  # a process may vanish while the tree is walked: walk it again
+        try:
+            family = psutil.Process(child.pid).children(recursive=True)
+            break
+        except psutil.Error:
+            family = []
     for proc in family:
         try:
             proc.kill()
         except psutil.Error:
             pass
-    if not at_once:
-        child.join(timeout=3)
     if child.is_alive():
         child.kill()
     child.join()
+    if hasattr(os, "killpg"):  # Linux and macOS: whatever is left of the child's group
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _judge(
@@ -487,6 +505,7 @@ def _describe(item: Any) -> tuple:
 
 def _batch_in_child(func: Any, conn: Any) -> None:
     """Process target: run ``func`` on every batch scenario; report each outcome on ``conn``."""
+    _own_group()
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (open for the life of this process)
