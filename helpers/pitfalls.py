@@ -8,6 +8,7 @@ without touching the notebook's kernel.
 
 from __future__ import annotations
 
+import ctypes
 import faulthandler
 import logging
 import logging.handlers
@@ -59,6 +60,11 @@ __all__ = [
     "hold_lock",
     "leaky_task",
     "run_script",
+    "start_method",
+    "call_pickled",
+    "crash_in_c",
+    "square_into",
+    "risky_square",
 ]
 
 # A module global, for section 2: fork children copy the parent's value, spawn and
@@ -308,6 +314,37 @@ def _group_members(pgid: int) -> list[psutil.Process]:
     return members
 
 
+def _is_resource_tracker(proc: psutil.Process) -> bool:
+    try:
+        return "resource_tracker" in " ".join(proc.cmdline())
+    except psutil.Error:
+        return False
+
+
+def _kill_group(pgid: int, tracker_wait: float = 5.0) -> None:
+    """SIGKILL every process of group ``pgid`` but its resource trackers, then the rest.
+
+    A resource tracker removes the named semaphores and shared memory its program left
+    behind once every process of that program has gone; killed with the others, it
+    couldn't, and they would stay in ``/dev/shm`` until the next reboot. So it gets up to
+    ``tracker_wait`` seconds to clean up and exit by itself.
+    """
+    trackers = []
+    for member in _group_members(pgid):
+        if _is_resource_tracker(member):
+            trackers.append(member)
+            continue
+        try:
+            member.kill()
+        except psutil.Error:
+            continue
+    psutil.wait_procs(trackers, timeout=tracker_wait)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _start(source: str, args: tuple[str, ...], env: dict[str, str] | None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", source, *args],
@@ -388,10 +425,7 @@ def run_script(
             leftovers.append(" ".join(member.cmdline())[:100])
         except psutil.Error:
             continue
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    _kill_group(proc.pid)
     proc.wait()
     for reader in readers:
         reader.join(timeout=5)
@@ -403,3 +437,67 @@ def run_script(
         seconds=seconds,
         leftovers=leftovers,
     )
+
+
+def start_method(_: Any = None) -> str:
+    """Return the start method of the process running this task (the argument is ignored)."""
+    return multiprocessing.get_start_method()
+
+
+def call_pickled(data: bytes, *args: Any) -> Any:
+    """Unpickle a function from ``data`` and return ``function(*args)``.
+
+    This is what joblib's loky and Dask do with a function they pickled with cloudpickle:
+    a plain ``pickle.loads`` in the worker rebuilds it (cloudpickle must be installed there).
+    """
+    if not isinstance(data, bytes):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    func = pickle.loads(data)
+    if not callable(func):
+        raise TypeError(f"data must hold a pickled callable, got {type(func).__name__}")
+    return func(*args)
+
+
+def crash_in_c() -> None:
+    """Crash this process in C (a read of address 0), with ``faulthandler`` armed first.
+
+    The process dies of ``SIGSEGV`` (exit code -11): no exception, no ``finally``. The
+    Python stack ``faulthandler`` writes to stderr is the only sign of where it was.
+    """
+    faulthandler.enable()
+    ctypes.string_at(0)  # reads memory at address 0: a segmentation fault
+
+
+def square_into(numbers: list[int], q: Any) -> None:
+    """Process target: put the square of each number of ``numbers`` on queue ``q``.
+
+    One item per number, in order, each computed by :func:`risky_square`: a negative
+    number is a bad record, it raises ``ValueError`` (after the squares before it were
+    put), which ends the process with exit code 1. If the environment variable
+    ``PITFALLS_TRACE`` names a file, a line ``"<pid> <count>"`` is appended to it first
+    (the exercise check reads it).
+    """
+    if not hasattr(q, "put"):
+        raise TypeError(f"q must be a queue, got {type(q).__name__}")
+    numbers = list(numbers)
+    trace = os.environ.get("PITFALLS_TRACE")
+    if trace:
+        with open(trace, "a") as f:
+            f.write(f"{os.getpid()} {len(numbers)}\n")
+    for x in numbers:
+        q.put(risky_square(x))
+
+
+def risky_square(x: int) -> int:
+    """Return ``x * x``; a negative ``x`` (a bad record) raises ``ValueError``.
+
+    If the environment variable ``PITFALLS_KILL_AT`` holds ``x``, the process kills
+    itself with SIGKILL instead (as the out-of-memory killer would), which an exercise
+    check uses to end a worker in a way the caller can't foresee.
+    """
+    check_number(x)
+    if x < 0:
+        raise ValueError(f"bad record: {x}")
+    if os.environ.get("PITFALLS_KILL_AT") == str(x):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x * x

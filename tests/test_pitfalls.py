@@ -1,19 +1,23 @@
 """Unit tests for chapter 10's workers and tools (helpers.pitfalls) and exercise checks."""
 
-import logging
-import logging.handlers
+import io
 import multiprocessing
 import os
+import queue as pitfalls_queue
 import signal
+import sys
 import threading
+import types
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.reduction import ForkingPickler
 
 import pytest
 
 from helpers import pitfalls
 from helpers.checks import ExerciseFailed
-from helpers.checks.pitfalls import check_preflight, check_worker_logging, preflight_tasks
+from helpers.checks.pitfalls import check_collect_squares, check_preflight, check_run_batch
+from helpers.pitfalls import square_into
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -145,12 +149,66 @@ def test_stuck_worker_dumps_its_stack():
 # --- checks -----------------------------------------------------------------
 
 
+class MainSpy(ForkingPickler):
+    """A pickler that notes every function or class from __main__ it pickles."""
+
+    def __init__(self, file):
+        super().__init__(file)
+        self.in_main = []
+
+    def persistent_id(self, obj):
+        home = obj if isinstance(obj, (type, types.FunctionType)) else type(obj)
+        if getattr(home, "__module__", None) == "__main__":
+            self.in_main.append(home.__qualname__)
+
+
 def right_preflight(tasks):
     problems = {}
     for i, task in enumerate(tasks):
         verdict = pitfalls.check_picklable(task)
         if not verdict.ok:
             problems[i] = verdict.error
+            continue
+        spy = MainSpy(io.BytesIO())
+        spy.dump(task)
+        if spy.in_main:
+            problems[i] = f"{spy.in_main[0]} is defined in __main__"
+    return problems
+
+
+def right_by_unpickling_in_spawn(tasks):
+    """Another right answer: unpickle each task in a spawn worker."""
+    problems = {}
+    sendable = {}
+    for i, task in enumerate(tasks):
+        verdict = pitfalls.check_picklable(task)
+        if verdict.ok:
+            sendable[i] = pitfalls.pickle.dumps(task)
+        else:
+            problems[i] = verdict.error
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as executor:
+        for i, data in sendable.items():
+            outcome = executor.submit(pitfalls.loads, data).result(timeout=30)
+            if outcome != "ok":
+                problems[i] = outcome
+    return problems
+
+
+def picklable_only(tasks):
+    problems = {}
+    for i, task in enumerate(tasks):
+        verdict = pitfalls.check_picklable(task)
+        if not verdict.ok:
+            problems[i] = verdict.error
+    return problems
+
+
+def function_module_only(tasks):
+    problems = picklable_only(tasks)
+    for i, (func, _) in enumerate(tasks):
+        if i not in problems and getattr(func, "__module__", None) == "__main__":
+            problems[i] = "__main__"
     return problems
 
 
@@ -180,8 +238,13 @@ def vague(tasks):
     return dict.fromkeys(right_preflight(tasks), "bad")
 
 
-def test_check_preflight_passes_the_right_answer(capsys):
-    check_preflight(right_preflight)
+def everything_in_main_flagged_even_empty(tasks):
+    return {0: "__main__"} if not tasks else right_preflight(tasks)
+
+
+@pytest.mark.parametrize("answer", [right_preflight, right_by_unpickling_in_spawn])
+def test_check_preflight_passes_right_answers(answer, capsys):
+    check_preflight(answer)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
@@ -189,11 +252,14 @@ def test_check_preflight_passes_the_right_answer(capsys):
     ("answer", "hint"),
     [
         (lambda tasks: None, "returned None"),
-        (function_only, "an argument does not"),
-        (as_a_list, "return a dict"),
+        (picklable_only, "they pickle, so check_picklable says ok"),
+        (function_module_only, "an argument holds an object"),
+        (function_only, "the dict should be empty|an argument does not"),
+        (as_a_list, "should be empty"),
         (raising, "must report problems, not raise"),
-        (with_the_good_ones, "leave out the tasks"),
+        (with_the_good_ones, "should be empty"),
         (vague, "doesn't say what failed"),
+        (everything_in_main_flagged_even_empty, "should be empty"),
     ],
 )
 def test_check_preflight_hints(answer, hint):
@@ -206,49 +272,190 @@ def test_check_preflight_hints(answer, hint):
         check_preflight(answer)
 
 
-def test_preflight_tasks_closes_nothing_it_should_not():
-    tasks, expected = preflight_tasks()
-    tasks[2][1][0].close()
-    assert set(right_preflight(tasks)) == set(expected)
+def test_check_preflight_restores_main():
+    main = sys.modules["__main__"]
+    main.clean_row = "mine"
+    try:
+        with pytest.raises(ExerciseFailed):
+            check_preflight(picklable_only)
+        assert main.clean_row == "mine" and not hasattr(main, "Reading")
+    finally:
+        del main.clean_row
 
 
-def right_logging(q):
-    root = logging.getLogger()
-    root.handlers[:] = [logging.handlers.QueueHandler(q)]
-    root.setLevel(logging.INFO)
+def test_square_into_puts_squares_and_fails_on_a_bad_record():
+    q = pitfalls_queue.Queue()
+    pitfalls.square_into([1, 2, 3], q)
+    assert [q.get_nowait() for _ in range(3)] == [1, 4, 9]
+    with pytest.raises(ValueError, match="bad record"):
+        pitfalls.square_into([2, -1, 3], q)
+    assert q.get_nowait() == 4 and q.empty()
+    with pytest.raises(TypeError):
+        pitfalls.square_into([1], object())
 
 
-def skeleton_logging(q):
-    pass
+def broken_collect(numbers, workers=2):
+    results = multiprocessing.Queue()
+    chunks = [numbers[i::workers] for i in range(workers)]
+    procs = [multiprocessing.Process(target=square_into, args=(c, results)) for c in chunks]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=1)
+    for p in procs:
+        p.terminate()
+    squares = []
+    while not results.empty():
+        squares.append(results.get())
+    return sorted(squares)
 
 
-def no_level(q):
-    logging.getLogger().addHandler(logging.handlers.QueueHandler(q))
+def right_collect(numbers, workers=2):
+    results = multiprocessing.Queue()
+    chunks = [numbers[i::workers] for i in range(workers)]
+    procs = [multiprocessing.Process(target=square_into, args=(c, results)) for c in chunks]
+    for p in procs:
+        p.start()
+    squares = []
+    try:
+        while len(squares) < len(numbers):
+            try:
+                squares.append(results.get(timeout=0.1))
+            except pitfalls_queue.Empty:
+                failed = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+                if failed:
+                    raise RuntimeError(f"a worker failed, exit codes {failed}") from None
+    finally:
+        for p in procs:
+            p.join(timeout=1)
+            if p.is_alive():
+                p.terminate()
+                p.join()
+    return sorted(squares)
 
 
-def also_stream(q):
-    root = logging.getLogger()
-    root.addHandler(logging.handlers.QueueHandler(q))
-    root.addHandler(logging.NullHandler())
-    root.setLevel(logging.INFO)
+def drain_without_timeout(numbers, workers=2):
+    results = multiprocessing.Queue()
+    chunks = [numbers[i::workers] for i in range(workers)]
+    procs = [multiprocessing.Process(target=square_into, args=(c, results)) for c in chunks]
+    for p in procs:
+        p.start()
+    squares = [results.get() for _ in numbers]
+    for p in procs:
+        p.join()
+    return sorted(squares)
 
 
-def test_check_worker_logging_passes_the_right_answer(capsys):
-    check_worker_logging(right_logging)
+def serial_collect(numbers, workers=2):
+    if any(x < 0 for x in numbers):
+        raise ValueError("bad record")
+    return sorted(x * x for x in numbers)
+
+
+def test_check_collect_squares_passes_the_right_answer(capsys):
+    check_collect_squares(right_collect)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
 @pytest.mark.parametrize(
     ("answer", "hint"),
     [
-        (skeleton_logging, "add a logging.handlers.QueueHandler"),
-        (no_level, "INFO records are dropped"),
-        (also_stream, "records would be written twice"),
+        (broken_collect, "results went missing"),
+        (drain_without_timeout, "it hangs"),
+        (serial_collect, "not computed by square_into in worker processes"),
     ],
 )
-def test_check_worker_logging_hints(answer, hint):
+def test_check_collect_squares_hints(answer, hint):
     with pytest.raises(ExerciseFailed, match=hint):
-        check_worker_logging(answer)
+        check_collect_squares(answer)
+
+
+def hanging_batch(tasks):
+    with multiprocessing.Pool(2) as pool:
+        pending = [pool.apply_async(func, args) for func, args in tasks]
+        return [p.get() for p in pending]
+
+
+def right_batch(tasks):
+    results = [None] * len(tasks)
+    lost = []
+    with ProcessPoolExecutor(max_workers=2) as executor:
+        futures = [executor.submit(func, *args) for func, args in tasks]
+        for i, future in enumerate(futures):
+            try:
+                results[i] = future.result(timeout=60)
+            except BrokenProcessPool:
+                lost.append(i)
+            except Exception as exc:
+                results[i] = exc
+    retries = {}
+    for i in lost:
+        executor = ProcessPoolExecutor(max_workers=1)
+        func, args = tasks[i]
+        retries[i] = (executor, executor.submit(func, *args))
+    for i, (executor, future) in retries.items():
+        try:
+            results[i] = future.result(timeout=60)
+        except Exception as exc:
+            results[i] = exc
+        executor.shutdown()
+    return results
+
+
+def no_second_chance(tasks):
+    with ProcessPoolExecutor(max_workers=2) as executor:
+        futures = [executor.submit(func, *args) for func, args in tasks]
+        out = []
+        for future in futures:
+            try:
+                out.append(future.result(timeout=30))
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+
+def in_the_caller(tasks):
+    out = []
+    for func, args in tasks:
+        try:
+            out.append(func(*args))
+        except Exception as exc:
+            out.append(exc)
+    return out
+
+
+def test_check_run_batch_passes_the_right_answer(capsys):
+    check_run_batch(right_batch)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (hanging_batch, "it hangs"),
+        (no_second_chance, "still deserves its result"),
+        (in_the_caller, "must run in worker processes"),
+    ],
+)
+def test_check_run_batch_hints(answer, hint):
+    with pytest.raises(ExerciseFailed, match=hint):
+        check_run_batch(answer)
 
 
 # --- the symptom table's links ------------------------------------------------
+
+
+def test_run_script_lets_the_resource_tracker_clean_up_after_a_kill():
+    source = (
+        "import multiprocessing, time\n"
+        "if __name__ == '__main__':\n"
+        "    q = multiprocessing.get_context('spawn').Queue()\n"
+        "    names = [q._rlock._semlock.name, q._wlock._semlock.name]\n"
+        "    print(*names, flush=True)\n"
+        "    time.sleep(30)\n"
+    )
+    run = pitfalls.run_script(source, timeout=3, grace=0.1)
+    assert run.timed_out
+    assert "leaked semaphore objects to clean up at shutdown" in run.stderr
+    for name in run.stdout.split():  # glibc keeps named semaphores in /dev/shm as sem.*
+        assert not os.path.exists(f"/dev/shm/sem.{name.lstrip('/')}")

@@ -2,57 +2,141 @@
 
 from __future__ import annotations
 
-import logging
-import logging.handlers
 import multiprocessing
 import os
+import signal
+import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from helpers.checks import LearnerFunction, expect, fail, passed, require_function
-from helpers.pitfalls import Account, logged_square, square, use_lock
+import psutil
 
-__all__ = ["preflight_tasks", "check_preflight", "logging_state", "check_worker_logging"]
+from helpers.checks import (
+    LearnerFunction,
+    _importable,
+    expect,
+    fail,
+    passed,
+    require_function,
+)
+from helpers.pitfalls import (
+    Account,
+    checked_sqrt,
+    kill_self,
+    risky_square,
+    slow_square,
+    square,
+    use_lock,
+)
+
+__all__ = ["preflight_tasks", "check_preflight", "check_collect_squares", "check_run_batch"]
 
 
-def preflight_tasks() -> tuple[list[tuple[Any, tuple]], dict[int, str]]:
+_MAIN_SOURCE = """
+def clean_row(row):
+    return row.strip()
+
+
+class Reading:
+    def __init__(self, value):
+        self.value = value
+"""
+
+
+@contextmanager
+def _defined_in_main() -> Iterator[dict[str, Any]]:
+    """Define ``clean_row`` and ``Reading`` in ``__main__``, as a notebook cell would.
+
+    They pickle (by name, as ``__main__.clean_row``), but a spawn worker can't import
+    them. Whatever ``__main__`` had under those names is put back afterwards.
+    """
+    main = sys.modules["__main__"]
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    exec(_MAIN_SOURCE, namespace)
+    names = ("clean_row", "Reading")
+    saved = {name: main.__dict__[name] for name in names if name in main.__dict__}
+    for name in names:
+        setattr(main, name, namespace[name])
+    try:
+        yield namespace
+    finally:
+        for name in names:
+            if name in saved:
+                setattr(main, name, saved[name])
+            else:
+                delattr(main, name)
+
+
+def preflight_tasks(main: dict[str, Any]) -> tuple[list[tuple[Any, tuple]], dict[int, str]]:
     """The batch check_preflight gives the learner, and what must be reported for it.
 
-    Returns ``(tasks, expected)``: ``expected`` maps the index of each task that can't
-    be pickled to a word of its reason. The caller must close the open file
-    (``tasks[2][1][0]``) when done.
+    ``main`` holds ``clean_row`` and ``Reading`` from :func:`_defined_in_main`. Returns
+    ``(tasks, expected)``: ``expected`` maps the index of each task that can't reach a
+    spawn worker to words one of which its reason must contain. The caller must close
+    the open file (``tasks[2][1][0]``) when done.
     """
+    clean_row, reading = main["clean_row"], main["Reading"]
     tasks = [
         (square, (3,)),  # fine
         (lambda x: x * 2, (4,)),  # the function is a lambda
         (square, (open(os.devnull),)),  # an open file as the argument
         (Account(5).deposit, (2,)),  # fine: a bound method of an importable class
+        (clean_row, (" a ",)),  # pickles, but a spawn worker can't import __main__.clean_row
         (square, ((x for x in range(3)),)),  # a generator as the argument
+        (len, ([1, 2, reading(3)],)),  # pickles; deep inside: an instance of __main__.Reading
         (use_lock, (multiprocessing.Lock(), 1)),  # a multiprocessing lock as a task argument
         (square, (threading.Lock(),)),  # a thread lock
         (sum, ([1, 2, 3],)),  # fine
+        (Account(1).deposit, (reading(2).value,)),  # fine: the value is a plain int
     ]
-    expected = {1: "lambda", 2: "TextIOWrapper", 4: "generator", 5: "inheritance", 6: "lock"}
+    expected = {
+        1: "lambda",
+        2: "TextIOWrapper",
+        4: "__main__ clean_row",
+        5: "generator",
+        6: "__main__ Reading",
+        7: "inheritance",
+        8: "lock",
+    }
     return tasks, expected
 
 
-def check_preflight(preflight: Callable[[list], Any]) -> None:
-    """Exercise 1: ``preflight(tasks)`` maps the index of each unpicklable task to a reason."""
-    require_function(preflight, "preflight")
-    tasks, expected = preflight_tasks()
+def _run_preflight(preflight: Callable[[list], Any], tasks: list) -> Any:
     try:
-        try:
-            found = preflight(tasks)
-        except Exception as exc:
-            fail(
-                f"preflight raised {type(exc).__name__}: {exc}. It must report problems, not "
-                "raise them: check_picklable(obj) returns a verdict instead of raising."
+        return preflight(tasks)
+    except Exception as exc:
+        fail(
+            f"preflight raised {type(exc).__name__}: {exc}. It must report problems, not "
+            "raise them: check_picklable(obj) returns a verdict instead of raising."
+        )
+
+
+def check_preflight(preflight: Callable[[list], Any]) -> None:
+    """Exercise 1: ``preflight(tasks)`` maps the index of each task a spawn worker can't get.
+
+    A task fails if it can't be pickled, or if it pickles but refers to a function or
+    class defined in ``__main__`` (a notebook), which a spawn worker can't import.
+    """
+    require_function(preflight, "preflight")
+    with _defined_in_main() as main:
+        for empty in ([], [(square, (1,)), (sum, ([2],))]):
+            found = _run_preflight(preflight, empty)
+            expect(found is not None, "preflight returned None: return a dict {index: reason}.")
+            expect(
+                found == {},
+                f"preflight({empty!r}) returned {found!r}: every task there can be sent, so "
+                "the dict should be empty.",
             )
-    finally:
-        tasks[2][1][0].close()
-    expect(found is not None, "preflight returned None: return a dict {index: reason}.")
+        tasks, expected = preflight_tasks(main)
+        try:
+            found = _run_preflight(preflight, tasks)
+        finally:
+            tasks[2][1][0].close()
     expect(
         isinstance(found, dict),
         f"preflight returned a {type(found).__name__}: return a dict {{index: reason}}, "
@@ -60,25 +144,36 @@ def check_preflight(preflight: Callable[[list], Any]) -> None:
     )
     keys = set(found)
     expect(
-        all(isinstance(k, int) for k in keys),
+        all(isinstance(k, int) and not isinstance(k, bool) for k in keys),
         "use the tasks' indexes (0, 1, 2, ...) as the keys: enumerate(tasks).",
     )
     extra = sorted(keys - set(expected))
     expect(
         not extra,
-        f"tasks {extra} can be pickled, but your dict lists them: leave out the tasks whose "
-        "check_picklable(...).ok is True.",
+        f"tasks {extra} can be sent to a spawn worker, but your dict lists them: leave out "
+        "the tasks that pickle and refer to nothing defined in __main__.",
     )
     missing = sorted(set(expected) - keys)
     if missing:
-        args_only = {2, 4, 5, 6}
-        if set(missing) <= args_only and 1 not in missing:
+        if 6 in missing and 4 not in missing:
+            fail(
+                "task 6 is missing: its function is fine, but an argument holds an object "
+                "whose class a spawn worker can't import. Look inside the arguments too."
+            )
+        if set(missing) <= {4, 6}:
+            fail(
+                f"tasks {missing} are missing: they pickle, so check_picklable says ok, but "
+                "a spawn worker would fail to rebuild them (section 1, the notebook class "
+                "Point). Look at where every object in the task was defined, arguments "
+                "(and what they contain) included."
+            )
+        if set(missing) & {2, 5, 7, 8} and 1 not in missing:
             fail(
                 f"tasks {missing} are missing: their function pickles, but an argument does "
                 "not. Check the whole (function, args) pair: both travel to the worker."
             )
-        fail(f"tasks {missing} can't be pickled, but your dict leaves them out.")
-    for index, word in expected.items():
+        fail(f"tasks {missing} can't reach a spawn worker, but your dict leaves them out.")
+    for index, words in expected.items():
         reason = found[index]
         expect(
             isinstance(reason, str) and reason.strip(),
@@ -86,89 +181,453 @@ def check_preflight(preflight: Callable[[list], Any]) -> None:
             f"got {reason!r}.",
         )
         expect(
-            word.lower() in reason.lower(),
+            any(word.lower() in reason.lower() for word in words.split()),
             f"the reason for task {index} ({reason!r}) doesn't say what failed: use the "
-            "error text check_picklable gives you.",
+            "error text check_picklable gives you, or name what a spawn worker can't import.",
         )
     passed(
-        f"{len(expected)} of {len(tasks)} tasks can't be sent to a worker, each with its reason."
+        f"{len(expected)} of {len(tasks)} tasks can't reach a spawn worker, each with its "
+        "reason, including the two that pickle but live in __main__."
     )
 
 
-def _learner_initializer(setup: Any, q: Any) -> None:
-    """Pool initializer: run the learner's ``setup(q)`` (``logging.handlers`` is imported here)."""
-    setup(q)
+def _scenarios(method: str = "fork") -> list[tuple[str, list[int], int]]:
+    """``(name, numbers, workers)`` for check_collect_squares, the failing one last.
 
-
-def logging_state(_: Any = None) -> tuple[list[str], int]:
-    """Task: the root logger's handler class names and level, in the worker that runs it."""
-    root = logging.getLogger()
-    return [type(h).__name__ for h in root.handlers], root.getEffectiveLevel()
-
-
-def check_worker_logging(setup_worker_logging: Callable[[Any], Any], timeout: float = 30) -> None:
-    """Exercise 2: ``setup_worker_logging(q)`` as a pool initializer sends INFO records to ``q``.
-
-    Runs it in 2 spawned pool workers, which log one INFO record per task with
-    :func:`helpers.pitfalls.logged_square`; a ``QueueListener`` collects the records.
+    Under spawn, where each worker takes longer to start, only the big one (what differs
+    there is whether the workers can import what they run, which any input shows).
     """
-    require_function(setup_worker_logging, "setup_worker_logging")
-    initializer = LearnerFunction(setup_worker_logging)
-    context = multiprocessing.get_context("spawn")
-    q = context.Queue()
-    kept = logging.handlers.BufferingHandler(capacity=1000)
-    listener = logging.handlers.QueueListener(q, kept)
-    listener.start()
-    try:
-        pool = context.Pool(2, initializer=_learner_initializer, initargs=(initializer, q))
+    every = [
+        ("3 numbers, 1 worker", [3, 1, 2], 1),
+        ("10,000 numbers, 2 workers", list(range(10_000)), 2),
+        ("no numbers, 3 workers", [], 3),
+        ("1 number, 3 workers", [5], 3),
+        ("a worker killed at number 1,234 of 3,000", list(range(3_000)), 2),
+        ("a bad record (-1) among 4,001 numbers", [*range(2_000), -1, *range(2_000)], 2),
+    ]
+    return every if method == "fork" else [every[1]]
+
+
+def _collect_in_child(func: Any, conn: Any, trace: str) -> None:
+    """Process target: run ``func`` on every scenario here; report each outcome on ``conn``.
+
+    Sends ``("start", name)`` before each scenario and ``("done", name, outcome)`` after:
+    ``outcome`` holds the returned value or the exception's text, the seconds it took,
+    the workers that ran ``square_into`` and the processes still alive afterwards.
+    """
+    _own_group()
+    # The failing worker's traceback goes nowhere, not to the learner's notebook: a fork
+    # child of a Jupyter kernel writes through sys.stderr, a spawn child to descriptor 2.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (open for the life of this process)
+    os.environ["PITFALLS_TRACE"] = trace
+    me = psutil.Process()
+    for name, numbers, workers in _scenarios(multiprocessing.get_start_method()):
+        conn.send(("start", name))
+        open(trace, "w").close()
+        os.environ["PITFALLS_KILL_AT"] = "1234" if "killed" in name else ""
+        outcome: dict[str, Any] = {}
+        started = time.monotonic()
         try:
-            state = pool.apply_async(logging_state).get(timeout=timeout)
-            results = pool.map_async(logged_square, range(6), chunksize=1).get(timeout=timeout)
-            pool.close()
-            if "QueueHandler" in state[0] and state[1] <= logging.INFO:
-                # A worker's queue sends records from a background thread: give the last
-                # ones time to arrive before terminate() stops the workers.
-                deadline = time.monotonic() + timeout
-                while len(kept.buffer) < 6 and time.monotonic() < deadline:
-                    time.sleep(0.02)
-        except multiprocessing.TimeoutError:
-            fail("the pool's workers did not answer within 30 s: does your initializer block?")
-        except Exception as exc:
-            fail(f"the pool failed: {type(exc).__name__}: {exc}. Does your initializer raise?")
+            outcome["value"] = func(list(numbers), workers)
+        except BaseException as exc:
+            outcome["error"] = f"{type(exc).__name__}: {exc}"
+        outcome["seconds"] = time.monotonic() - started
+        if os.environ.get("PITFALLS_DEBUG"):
+            print(name, outcome["seconds"], file=sys.stdout, flush=True)
+        deadline = time.monotonic() + 1
+        while True:
+            alive = [c for c in me.children(recursive=True) if _running(c)]
+            if not alive or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        outcome["leftovers"] = len(alive)
+        for child in alive:
+            child.kill()
+        with open(trace) as f:
+            lines = [line.split() for line in f if line.strip()]
+        outcome["workers"] = {int(pid) for pid, _ in lines} - {os.getpid()}
+        outcome["handled"] = sum(int(count) for _, count in lines)
+        if isinstance(outcome.get("value"), list) and len(outcome["value"]) > 100:
+            got = outcome["value"]
+            outcome["value"] = ("summary", len(got), got == sorted(got), sum(got))
+        conn.send(("done", name, outcome))
+    conn.close()
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _expected(numbers: list[int]) -> Any:
+    squares = sorted(x * x for x in numbers)
+    if len(squares) > 100:
+        return ("summary", len(squares), True, sum(squares))
+    return squares
+
+
+def _learner_function(func: Any) -> LearnerFunction:
+    """``LearnerFunction(func)``, also knowing the globals used inside its comprehensions.
+
+    Up to Python 3.11 a comprehension is a code object of its own, so the names it uses
+    (``square_into`` in ``[Process(target=square_into) ...]``) are not in the function's.
+    """
+    wrapped = LearnerFunction(func)
+    names: set[str] = set()
+    codes = [func.__code__]
+    while codes:
+        code = codes.pop()
+        names.update(code.co_names)
+        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    for name in names:
+        value = func.__globals__.get(name)
+        if isinstance(value, types.ModuleType):
+            wrapped.modules[name] = value.__name__
+        elif _importable(value):
+            wrapped.imported[name] = (value.__module__, value.__qualname__)
+    return wrapped
+
+
+def check_collect_squares(
+    collect_squares: Callable[[list[int], int], Any], timeout: float = 4
+) -> None:
+    """Exercise 2: the fixed ``collect_squares(numbers, workers)`` under fork and spawn.
+
+    Runs it in a child process started with each method (fork first, where it exists):
+    on several inputs and worker counts, and on one with a bad record that makes a
+    worker fail. Every scenario must finish within ``timeout`` seconds.
+    """
+    require_function(collect_squares, "collect_squares")
+    func = _learner_function(collect_squares)
+    methods = [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
+    scenarios = {name: (numbers, workers) for name, numbers, workers in _scenarios()}
+    with tempfile.TemporaryDirectory() as folder:
+        for method in methods:
+            context = multiprocessing.get_context(method)
+            receiver, sender = context.Pipe(duplex=False)
+            trace = os.path.join(folder, f"trace-{method}")
+            child = context.Process(target=_collect_in_child, args=(func, sender, trace))
+            child.start()
+            sender.close()
+            hung = "the first scenario"
+            try:
+                outcomes, hung, _ = _receive(receiver, timeout)
+            finally:
+                _stop_tree(child, at_once=hung is not None)
+                receiver.close()
+            for name, outcome in outcomes:
+                numbers, workers = scenarios[name]
+                _judge(name, numbers, workers, outcome, method, timeout)
+            if hung is not None:
+                fail(
+                    f"under {method}, with {hung}, collect_squares had not returned after "
+                    f"{timeout:g} s: it hangs. Which wait never ends, and what does the "
+                    "process it waits for need before it can end?"
+                )
+    passed(
+        f"every square arrives, a failing worker raises, nothing hangs or is left "
+        f"behind, under {' and '.join(methods)}."
+    )
+
+
+def _receive(
+    receiver: Any, timeout: float
+) -> tuple[list[tuple[str, dict]], str | None, str | None]:
+    """The outcomes the child reported; the scenario it hung in, or the one it died in."""
+    outcomes: list[tuple[str, dict]] = []
+    current = None
+    while True:
+        if not receiver.poll(timeout if current else 30):
+            return outcomes, current or "the first scenario", None
+        try:
+            message = receiver.recv()
+        except EOFError:
+            return outcomes, None, current
+        if message[0] == "start":
+            current = message[1]
+        else:
+            outcomes.append((message[1], message[2]))
+            current = None
+
+
+def _own_group() -> None:
+    """In a check's child: lead a process group of its own, which its descendants join.
+
+    So :func:`_stop_tree` can kill all of them at once, even those whose parent died
+    and which no longer appear among the child's descendants.
+    """
+    if hasattr(os, "setsid"):
+        os.setsid()
+
+
+def _stop_tree(child: Any, at_once: bool) -> None:
+    """Kill everything ``child`` started, and ``child`` too unless it ends by itself."""
+    if not at_once:
+        child.join(timeout=3)
+    for _ in range(3):  # a process may vanish while the tree is walked: walk it again
+        try:
+            family = psutil.Process(child.pid).children(recursive=True)
+            break
+        except psutil.Error:
+            family = []
+    for proc in family:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    if child.is_alive():
+        child.kill()
+    child.join()
+    if hasattr(os, "killpg"):  # Linux and macOS: whatever is left of the child's group
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _judge(
+    name: str, numbers: list[int], workers: int, outcome: dict, method: str, timeout: float
+) -> None:
+    where = f"under {method}, with {name}"
+    failing = any(x < 0 for x in numbers) or "killed" in name
+    if failing:
+        expect(
+            "error" in outcome,
+            f"{where}, a worker failed (it raised, or was killed), "
+            f"but collect_squares returned normally ({_show(outcome.get('value'))}): "
+            "results are missing, so it must raise. How can the parent tell that a worker "
+            "ended without sending everything?",
+        )
+    else:
+        expect(
+            "error" not in outcome,
+            f"{where}, collect_squares raised {outcome.get('error')}."
+            + _NAME_HINT * str(outcome.get("error", "")).startswith("NameError"),
+        )
+        got = outcome["value"]
+        expect(
+            got == _expected(numbers),
+            f"{where}, collect_squares returned {_show(got)}, expected "
+            f"{_show(_expected(numbers))}: results went missing. When do the items a worker "
+            "put on the queue actually leave that process?",
+        )
+        if numbers:
+            expect(
+                outcome["workers"] and outcome["handled"] == len(numbers),
+                f"{where}, the squares were not computed by square_into in worker "
+                "processes: keep the workers, fix how their results are collected.",
+            )
+        expect(
+            min(workers, len(numbers)) <= len(outcome["workers"]) <= workers,
+            f"{where}, {len(outcome['workers'])} processes ran square_into: split the work "
+            "among `workers` processes.",
+        )
+    expect(
+        outcome["leftovers"] == 0,
+        f"{where}, {outcome['leftovers']} process(es) were still running after "
+        "collect_squares returned: join (or terminate) every worker before returning.",
+    )
+    expect(
+        outcome["seconds"] < timeout,
+        f"{where}, collect_squares took {outcome['seconds']:.1f} s.",
+    )
+
+
+_NAME_HINT = (
+    " The check runs your function alone, as a spawn child would: a function or variable "
+    "defined in another notebook cell isn't there. Import what you use inside the "
+    "function, or use the helpers' functions."
+)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple) and value and value[0] == "summary":
+        return f"{value[1]:,} squares" + ("" if value[2] else ", not sorted")
+    text = repr(value)
+    return text if len(text) < 80 else text[:77] + "..."
+
+
+def _batch_scenarios(method: str = "fork") -> list[tuple[str, list[tuple[Any, tuple]], list]]:
+    """``(name, tasks, expected)`` for check_run_batch; under spawn only the first.
+
+    ``expected`` has, per task, ``("value", v)``, ``("error", "ValueError")`` (the task's
+    own exception) or ``("killed",)`` (any exception will do).
+    """
+    every = [
+        (
+            "6 tasks, the second one's worker killed",
+            [
+                (square, (2,)),
+                (kill_self, (0.0,)),
+                (slow_square, (3, 0.2)),
+                (checked_sqrt, (-1,)),
+                (square, (5,)),
+                (slow_square, (4, 0.1)),
+            ],
+            [
+                ("value", 4),
+                ("killed",),
+                ("value", 9),
+                ("error", "ValueError"),
+                ("value", 25),
+                ("value", 16),
+            ],
+        ),
+        ("an empty batch", [], []),
+        (
+            "8 healthy tasks",
+            [(slow_square, (x, 0.05)) for x in range(8)],
+            [("value", x * x) for x in range(8)],
+        ),
+        (
+            "5 tasks of one function, one worker killed at x=7",
+            [(risky_square, (x,)) for x in (5, 7, 9, 2, 3)],
+            [("value", 25), ("killed",), ("value", 81), ("value", 4), ("value", 9)],
+        ),
+        (
+            "4 tasks, two workers killed",
+            [(kill_self, (0.0,)), (square, (3,)), (kill_self, (0.05,)), (square, (6,))],
+            [("killed",), ("value", 9), ("killed",), ("value", 36)],
+        ),
+    ]
+    return every if method == "fork" else every[:1]
+
+
+def _describe(item: Any) -> tuple:
+    if isinstance(item, BaseException):
+        return ("error", type(item).__name__, isinstance(item, ValueError))
+    return ("value", item)
+
+
+def _batch_in_child(func: Any, conn: Any) -> None:
+    """Process target: run ``func`` on every batch scenario; report each outcome on ``conn``."""
+    _own_group()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (open for the life of this process)
+    me = psutil.Process()
+    for name, tasks, _ in _batch_scenarios(multiprocessing.get_start_method()):
+        conn.send(("start", name))
+        os.environ["PITFALLS_KILL_AT"] = "7" if "killed at x=7" in name else ""
+        outcome: dict[str, Any] = {}
+        started = time.monotonic()
+        try:
+            got = func(list(tasks))
+        except BaseException as exc:
+            outcome["error"] = f"{type(exc).__name__}: {exc}"
+        else:
+            if isinstance(got, (list, tuple)):
+                outcome["value"] = [_describe(item) for item in got]
+            else:
+                outcome["value"] = ("not a list", type(got).__name__)
+        outcome["seconds"] = time.monotonic() - started
+        deadline = time.monotonic() + 1
+        while True:
+            alive = [c for c in me.children(recursive=True) if _running(c)]
+            if not alive or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        outcome["leftovers"] = len(alive)
+        for child in alive:
+            child.kill()
+        conn.send(("done", name, outcome))
+    conn.close()
+
+
+def check_run_batch(run_batch: Callable[[list], Any], timeout: float = 3) -> None:
+    """Exercise 3: the fixed ``run_batch(tasks)`` survives a worker killed mid-batch.
+
+    Runs it in a child process started with fork (where it exists) and spawn, on batches
+    where tasks' workers get SIGKILLed, a task raises, or nothing goes wrong. A batch must
+    end within ``timeout`` seconds under fork, twice that under spawn (slower to start).
+    """
+    require_function(run_batch, "run_batch")
+    if not hasattr(signal, "SIGKILL"):
+        fail("this check kills workers with SIGKILL, which your system doesn't have.")
+    func = _learner_function(run_batch)
+    methods = [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
+    for method in methods:
+        expected = {name: want for name, _, want in _batch_scenarios(method)}
+        limit = timeout if method == "fork" else 2 * timeout
+        context = multiprocessing.get_context(method)
+        receiver, sender = context.Pipe(duplex=False)
+        child = context.Process(target=_batch_in_child, args=(func, sender))
+        child.start()
+        sender.close()
+        hung: str | None = "the first scenario"
+        try:
+            outcomes, hung, died = _receive(receiver, limit)
         finally:
-            pool.terminate()
-            pool.join()
-    finally:
-        listener.stop()
-        q.close()
-        q.join_thread()
-    handlers, level = state
+            _stop_tree(child, at_once=hung is not None)
+            receiver.close()
+        for name, outcome in outcomes:
+            _judge_batch(f"under {method}, with {name}", expected[name], outcome, limit)
+        if died is not None:
+            fail(
+                f"under {method}, with {died}, the process that called run_batch was "
+                "killed: the tasks must run in worker processes, not in the caller."
+            )
+        if hung is not None:
+            fail(
+                f"under {method}, with {hung}, run_batch had not returned after {limit:g} "
+                "s: it hangs. What happens to a task whose worker is killed, and who waits "
+                "for its result?"
+            )
+    passed(
+        "killed workers, failing tasks and healthy ones each get the right entry; nothing "
+        f"hangs or is left behind, under {' and '.join(methods)}."
+    )
+
+
+def _judge_batch(where: str, expected: list, outcome: dict, timeout: float) -> None:
     expect(
-        "QueueHandler" in handlers,
-        f"the worker's root logger has handlers {handlers}: add a "
-        "logging.handlers.QueueHandler(q) to logging.getLogger() (the root logger).",
+        "error" not in outcome,
+        f"{where}, run_batch raised {outcome.get('error')}: return one entry per task "
+        "instead (a result, or the exception that stopped it)."
+        + _NAME_HINT
+        * str(outcome.get("error", "")).startswith("NameError"),
+    )
+    got = outcome["value"]
+    expect(
+        isinstance(got, list),
+        f"{where}, run_batch returned {got[1] if isinstance(got, tuple) else got}: return "
+        "a list, one entry per task, in task order.",
     )
     expect(
-        level <= logging.INFO,
-        f"the worker's root logger level is {logging.getLevelName(level)}, so INFO records "
-        "are dropped: call logging.getLogger().setLevel(logging.INFO).",
+        len(got) == len(expected),
+        f"{where}, run_batch returned {len(got)} entries for {len(expected)} tasks.",
     )
-    other = [h for h in handlers if h != "QueueHandler"]
+    for i, (entry, want) in enumerate(zip(got, expected, strict=True)):
+        if want[0] == "value":
+            expect(
+                entry == want,
+                f"{where}, task {i} runs fine in a healthy worker, but its entry is "
+                f"{_entry(entry)}, expected {want[1]!r}. A task that was only waiting when "
+                "another task's worker died still deserves its result.",
+            )
+        elif want[0] == "error":
+            expect(
+                entry[0] == "error" and entry[2],
+                f"{where}, task {i} raises ValueError, but its entry is {_entry(entry)}: "
+                "put the task's own exception there.",
+            )
+        else:
+            expect(
+                entry[0] == "error",
+                f"{where}, task {i}'s worker was killed, but its entry is {_entry(entry)}: "
+                "put an exception there (one that says what happened).",
+            )
     expect(
-        not other,
-        f"the worker's root logger also has {other}: records would be written twice, once "
-        "in the worker. Keep only the QueueHandler (root.handlers[:] = [handler]).",
+        outcome["leftovers"] == 0,
+        f"{where}, {outcome['leftovers']} process(es) were still running after run_batch "
+        "returned: stop or join every worker before returning.",
     )
-    messages = sorted(r.getMessage() for r in kept.buffer)
-    wanted = [f"squaring {x}" for x in range(6)]
-    expect(
-        messages == wanted,
-        f"the notebook received {len(messages)} records, expected {len(wanted)} (one per "
-        "task): is your QueueHandler attached to the root logger, with the queue q?",
-    )
-    pids = {r.process for r in kept.buffer}
-    expect(
-        pids == {pid for _, pid in results} and os.getpid() not in pids,
-        "the records don't come from the workers that ran the tasks.",
-    )
-    passed(f"{len(messages)} records from {len(pids)} worker process(es) reached the notebook.")
+    expect(outcome["seconds"] < timeout, f"{where}, run_batch took {outcome['seconds']:.1f} s.")
+
+
+def _entry(entry: tuple) -> str:
+    return f"the exception {entry[1]}" if entry[0] == "error" else repr(entry[1])
