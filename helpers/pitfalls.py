@@ -230,7 +230,8 @@ def loads(data: bytes) -> str:
 def kill_self(delay: float = 0.0) -> None:
     """After ``delay`` seconds, send this process SIGKILL, as the out-of-memory killer does."""
     time.sleep(check_seconds(delay, "delay"))
-    os.kill(os.getpid(), signal.SIGKILL)
+    # Windows has no SIGKILL: os.kill with SIGTERM ends the process at once there too.
+    os.kill(os.getpid(), signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
 
 
 def stuck_worker(ready: Any, never: Any, dump_after: float = 0.5) -> None:
@@ -241,7 +242,8 @@ def stuck_worker(ready: Any, never: Any, dump_after: float = 0.5) -> None:
     sets ``ready``.
     """
     faulthandler.dump_traceback_later(check_seconds(dump_after, "dump_after"))
-    faulthandler.register(signal.SIGUSR1)
+    if hasattr(signal, "SIGUSR1"):  # not on Windows
+        faulthandler.register(signal.SIGUSR1)
     ready.set()
     never.wait()  # the stuck line
 
@@ -304,6 +306,13 @@ class ScriptRun:
 
 
 def _group_members(pgid: int) -> list[psutil.Process]:
+    """The live processes of group ``pgid`` (on Windows: process ``pgid`` and its children)."""
+    if not hasattr(os, "getpgid"):
+        try:
+            leader = psutil.Process(pgid)
+            return [leader, *leader.children(recursive=True)]
+        except psutil.Error:
+            return []
     members = []
     for proc in psutil.process_iter(["pid", "status"]):
         try:
@@ -339,6 +348,13 @@ def _kill_group(pgid: int, tracker_wait: float = 5.0) -> None:
         except psutil.Error:
             continue
     psutil.wait_procs(trackers, timeout=tracker_wait)
+    if not hasattr(os, "killpg"):  # Windows: no process groups to signal
+        for member in _group_members(pgid):
+            try:
+                member.kill()
+            except psutil.Error:
+                continue
+        return
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -379,6 +395,8 @@ def run_script(
     timeout = check_seconds(timeout, "timeout")
     grace = check_seconds(grace, "grace")
     line_timeout = check_seconds(line_timeout, "line_timeout")
+    if interrupt_on is not None and not hasattr(os, "killpg"):
+        raise NotImplementedError("interrupt_on sends Ctrl-C to a process group: POSIX only")
     # A process started from one that ignores SIGINT inherits that: Ctrl-C would do nothing.
     restore = (
         threading.current_thread() is threading.main_thread()
@@ -499,5 +517,5 @@ def risky_square(x: int) -> int:
     if x < 0:
         raise ValueError(f"bad record: {x}")
     if os.environ.get("PITFALLS_KILL_AT") == str(x):
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
     return x * x
