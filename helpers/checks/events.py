@@ -286,6 +286,9 @@ def check_bounded_baker(func: Any) -> None:
         shelf.notify_all()  # wakes both bakers
     time.sleep(0.3)
     overfilled = loaves.value
+    gave_up = [
+        b for b in (first, second) if not b["thread"].is_alive() and _is_false(b.get("value"))
+    ]
     release(shelf, loaves, first, second)
     finished(first, 0.1)
     finished(second, 0.1)
@@ -294,6 +297,12 @@ def check_bounded_baker(func: Any) -> None:
         f"two bakers waited at a full shelf of capacity 1, a customer took one loaf and "
         f"notified, and the shelf then held {overfilled} loaves: a woken baker must check "
         "again for room before it bakes",
+    )
+    expect(
+        not gave_up,
+        f"two bakers waited at a full shelf (timeout 5 s); one loaf was taken, one baker baked, "
+        f"and {name} returned False for the other 0.3 s later, long before its timeout: a "
+        "wake-up that finds no room is no time-out. Wait again, for the time that is left",
     )
 
     # 5. Bakers and a customer wait on the same Condition (three bakers first); another

@@ -31,14 +31,16 @@ def _table(a: float, b: float, c: float, workers: tuple[int, ...], seed: int) ->
 
 
 # (serial seconds a, parallel seconds b, cost per worker c): the optimum lies between the
-# measured counts (about 14), near the top (about 55), low (about 3), beyond 64 (so 64), and
-# a table of only three measurements (about 10).
+# measured counts (about 14), near the top (about 55), low (about 3), beyond 64 (so 64), in
+# a table of only three measurements (about 10), and (a sharp minimum, about 22) where no
+# power of two comes within 3 % (so searching only 1, 2, 4, ..., 64 fails).
 TIMING_TABLES = (
     _table(0.4, 24.0, 0.12, (1, 2, 4, 8, 32), 1),
     _table(1.0, 60.0, 0.02, (1, 4, 16, 32, 64), 2),
     _table(0.2, 3.0, 0.25, (1, 2, 3, 6, 8), 3),
     _table(0.5, 40.0, 0.003, (1, 4, 16, 32, 48), 4),
     _table(0.3, 10.0, 0.1, (1, 3, 30), 5),
+    _table(0.1, 50.0, 0.1, (64, 8, 1, 4, 2), 6),
 )
 MAX_WORKERS = 64
 TOLERANCE = 1.03  # an answer whose predicted time is within 3 % of the best one is right
@@ -146,7 +148,9 @@ def check_plan_workers(plan_workers: Callable[[dict[int, float]], Any]) -> None:
 
 # (CPUs of the machine, workers in the pool) the check tries; each worker starts with
 # BLAS set to STARTING_THREADS, as NumPy would on a machine with that many CPUs.
-BLAS_CASES = ((8, 2), (1, 2))
+# (8, 3): 2 threads, not 3 (rounding or ceiling); (4, 1): one worker still gets a limit, 4;
+# (1, 2): at least 1 (0 would leave the limit unchanged).
+BLAS_CASES = ((8, 2), (8, 3), (4, 1), (1, 2))
 STARTING_THREADS = 8
 INIT_TIMEOUT = 60  # seconds a worker may take to start and answer
 
