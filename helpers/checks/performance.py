@@ -163,6 +163,7 @@ def _start_worker(init: Any, total_cpus: int, workers: int) -> None:
     import numpy  # noqa: F401
     from threadpoolctl import threadpool_limits
 
+    _init_error = None
     threadpool_limits(limits=STARTING_THREADS, user_api="blas")
     try:
         init(total_cpus, workers)
@@ -174,6 +175,13 @@ def _report() -> tuple[int, str | None]:
     from helpers.performance import blas_threads
 
     return blas_threads(), _init_error
+
+
+def _start_again(init: Any, total_cpus: int, workers: int) -> tuple[int, str | None]:
+    """Task for the pool's worker: BLAS back at STARTING_THREADS, the learner's initializer
+    run again with other arguments, then the report (one spawned worker for every case)."""
+    _start_worker(init, total_cpus, workers)
+    return _report()
 
 
 def expected_threads(total_cpus: int, workers: int) -> int:
@@ -190,53 +198,66 @@ def check_init_worker(init_worker: Callable[[int, int], Any]) -> None:
     expect(callable(init_worker), "pass your function itself: check_init_worker(init_worker)")
     func = LearnerFunction(init_worker)
     spawn = multiprocessing.get_context("spawn")
-    for total, workers in BLAS_CASES:
-        want = expected_threads(total, workers)
-        # A Pool, not a ProcessPoolExecutor: leaving the with block terminates the worker, so
-        # an initializer that never returns can't make the check hang after the timeout.
-        with spawn.Pool(1, initializer=_start_worker, initargs=(func, total, workers)) as pool:
+    # A Pool, not a ProcessPoolExecutor: leaving the with block terminates the worker, so an
+    # initializer that never returns can't make the check hang after the timeout. The first
+    # case runs as the pool's initializer; the others run it again in the same worker (one
+    # spawn start-up in all), each starting from STARTING_THREADS again.
+    with spawn.Pool(1, initializer=_start_worker, initargs=(func, *BLAS_CASES[0])) as pool:
+        for case, (total, workers) in enumerate(BLAS_CASES):
+            want = expected_threads(total, workers)
+            if case == 0:
+                answer = pool.apply_async(_report)
+            else:
+                answer = pool.apply_async(_start_again, (func, total, workers))
             try:
-                threads, error = pool.apply_async(_report).get(timeout=INIT_TIMEOUT)
+                threads, error = answer.get(timeout=INIT_TIMEOUT)
             except multiprocessing.TimeoutError:
                 fail(
                     f"a worker did not answer within {INIT_TIMEOUT:g} s: does your initializer "
                     "wait for something?"
                 )
-        if error is not None:
-            fail(
-                f"your initializer raised {error} in the worker. It runs in a fresh process that "
-                "only has the modules your function uses: call threadpoolctl.threadpool_limits "
-                "(with `import threadpoolctl` in the notebook)."
-            )
-        if threads == want:
-            continue
-        source = func.source
-        if threads == STARTING_THREADS:
-            if "environ" in source:
-                hint = (
-                    "setting an environment variable does nothing once NumPy is loaded (it is, "
-                    "in a worker that ran numpy code). Call threadpoolctl.threadpool_limits."
-                )
-            elif "with " in source:
-                hint = (
-                    "a with block restores the old limit when it ends, before the worker runs "
-                    "any task. Call threadpool_limits(...) without with: the limit then lasts "
-                    "for the worker's life."
-                )
-            else:
-                hint = "the limit did not change: call threadpoolctl.threadpool_limits(limits=...)."
-        elif threads == 1 and want > 1:
-            hint = (
-                f"one thread each leaves CPUs idle: {total} CPUs shared by {workers} workers is "
-                f"{want} threads each (total_cpus // workers)."
-            )
-        else:
-            hint = "use total_cpus // workers threads, and at least 1."
-        fail(
-            f"with {total} CPUs and {workers} workers, a worker runs {threads} BLAS threads, "
-            f"expected {want}: {hint}"
-        )
+            _judge_threads(func, total, workers, want, threads, error)
     passed(
         "each worker's BLAS now uses its share of the CPUs (4 of 8 with 2 workers, and at "
         "least 1), so the pool no longer runs more threads than there are CPUs."
+    )
+
+
+def _judge_threads(
+    func: LearnerFunction, total: int, workers: int, want: int, threads: int, error: str | None
+) -> None:
+    """Fail with a hint unless a worker of ``total`` CPUs / ``workers`` runs ``want`` threads."""
+    if error is not None:
+        fail(
+            f"your initializer raised {error} in the worker. It runs in a fresh process that "
+            "only has the modules your function uses: call threadpoolctl.threadpool_limits "
+            "(with `import threadpoolctl` in the notebook)."
+        )
+    if threads == want:
+        return
+    source = func.source
+    if threads == STARTING_THREADS:
+        if "environ" in source:
+            hint = (
+                "setting an environment variable does nothing once NumPy is loaded (it is, "
+                "in a worker that ran numpy code). Call threadpoolctl.threadpool_limits."
+            )
+        elif "with " in source:
+            hint = (
+                "a with block restores the old limit when it ends, before the worker runs "
+                "any task. Call threadpool_limits(...) without with: the limit then lasts "
+                "for the worker's life."
+            )
+        else:
+            hint = "the limit did not change: call threadpoolctl.threadpool_limits(limits=...)."
+    elif threads == 1 and want > 1:
+        hint = (
+            f"one thread each leaves CPUs idle: {total} CPUs shared by {workers} workers is "
+            f"{want} threads each (total_cpus // workers)."
+        )
+    else:
+        hint = "use total_cpus // workers threads, and at least 1."
+    fail(
+        f"with {total} CPUs and {workers} worker{'s' * (workers != 1)}, a worker runs {threads} "
+        f"BLAS threads, expected {want}: {hint}"
     )
