@@ -242,6 +242,13 @@ def i_rounded(total_cpus, workers):
     threadpoolctl.threadpool_limits(limits=max(1, round(total_cpus / workers)))
 
 
+def i_exits(total_cpus, workers):
+    import sys
+
+    threadpoolctl.threadpool_limits(limits=max(1, total_cpus // workers))
+    sys.exit(0)  # "done": ends the worker it should have prepared
+
+
 def i_right_controller(total_cpus, workers):
     controller = threadpoolctl.ThreadpoolController()
     controller.limit(limits=max(1, total_cpus // workers), user_api="blas")
@@ -272,6 +279,7 @@ INITS = [
     pytest.param(i_swapped, False, id="swapped-division"),
     pytest.param(i_only_when_several, False, id="skips-one-worker"),
     pytest.param(i_rounded, False, id="rounds-not-floors"),
+    pytest.param(i_exits, False, id="sys-exit-in-initializer"),
     pytest.param(i_right_controller, True, id="right-controller"),
     pytest.param(i_right_numpy_converted, True, id="right-numpy-int-converted"),
     pytest.param(i_right_global_reference, True, id="right-or-1-kept-reference"),

@@ -167,7 +167,8 @@ def _start_worker(init: Any, total_cpus: int, workers: int) -> None:
     threadpool_limits(limits=STARTING_THREADS, user_api="blas")
     try:
         init(total_cpus, workers)
-    except Exception as exc:  # reported to the learner as a hint
+    except BaseException as exc:  # reported to the learner as a hint (sys.exit() included:
+        # a worker that exits in its initializer would be replaced, again and again)
         _init_error = f"{type(exc).__name__}: {exc}"
 
 
@@ -228,11 +229,18 @@ def _judge_threads(
 ) -> None:
     """Fail with a hint unless a worker of ``total`` CPUs / ``workers`` runs ``want`` threads."""
     if error is not None:
-        fail(
-            f"your initializer raised {error} in the worker. It runs in a fresh process that "
-            "only has the modules your function uses: call threadpoolctl.threadpool_limits "
-            "(with `import threadpoolctl` in the notebook)."
-        )
+        if error.startswith(("NameError", "ImportError", "ModuleNotFoundError")):
+            fail(
+                f"your initializer raised {error} in the worker. It runs in a fresh process "
+                "that only has the modules your function uses: call "
+                "threadpoolctl.threadpool_limits (with `import threadpoolctl` in the notebook)."
+            )
+        if error.startswith("SystemExit"):
+            fail(
+                f"your initializer raised {error}: it ends the worker it should prepare. Set "
+                "the limit and return; the worker then goes on to run its tasks."
+            )
+        fail(f"your initializer raised {error} in the worker: it must set the limit and return.")
     if threads == want:
         return
     source = func.source
