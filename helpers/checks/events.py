@@ -139,10 +139,23 @@ def check_task_worker(func: Any, grace: float = 1.5) -> None:
 
 
 class _Count:
-    """Stands in for ``Value("i", 0, lock=False)`` in the thread part of a check."""
+    """Stands in for ``Value("i", 0, lock=False)`` in the thread part of a check; counts
+    the changes made by a thread that did not hold ``shelf``'s lock."""
 
-    def __init__(self, value: int = 0) -> None:
-        self.value = value
+    def __init__(self, value: int, shelf: threading.Condition) -> None:
+        self._value = value
+        self._shelf = shelf
+        self.unlocked_writes = 0
+
+    @property
+    def value(self) -> Any:
+        return self._value
+
+    @value.setter
+    def value(self, new: Any) -> None:
+        if not self._shelf._is_owned():  # type: ignore[attr-defined]
+            self.unlocked_writes += 1
+        self._value = new
 
 
 class _Shelf(threading.Condition):
@@ -216,7 +229,8 @@ def check_bounded_baker(func: Any) -> None:
             time.sleep(0.05)
 
     # 1. Room on the shelf: two loaves go on at once, each call returns True.
-    shelf, loaves = _Shelf(), _Count()
+    shelf = _Shelf()
+    loaves = _Count(0, shelf)
     for n in (1, 2):
         baker = run(shelf, loaves, 2, 5.0)
         expect(finished(baker, 1.0), f"{name} waited although the shelf had room")
@@ -225,6 +239,11 @@ def check_bounded_baker(func: Any) -> None:
             _is_true(baker.get("value")),
             f"{name} put a loaf on the shelf but returned {baker.get('value')!r}: return True",
         )
+    unlocked = (
+        f"{name} changed loaves.value without holding the shelf's lock: between a baker's look "
+        "for room and its change, another baker can take the same place. Look for room and "
+        "add the loaf in one block inside `with shelf:`"
+    )
 
     # 2. Full shelf, and nobody takes a loaf: wait about `timeout`, then False, shelf unchanged.
     started = time.perf_counter()
@@ -249,6 +268,7 @@ def check_bounded_baker(func: Any) -> None:
         f"no room came within the timeout, and {name} returned {baker.get('value')!r}: "
         "return False",
     )
+    expect(loaves.unlocked_writes == 0, unlocked)
 
     # 3. Full shelf: a baker waits, sleeping on the Condition, until a customer takes a loaf.
     shelf.waits = 0
@@ -276,9 +296,11 @@ def check_bounded_baker(func: Any) -> None:
         f"{name} used {baker['cpu']:.2f} s of CPU while it waited: sleep on the Condition "
         "(wait_for) instead of checking in a loop",
     )
+    expect(loaves.unlocked_writes == 0, unlocked)
 
     # 4. Two bakers wait at a full shelf (capacity 1); one loaf is taken: only one may bake.
-    shelf, loaves = _Shelf(), _Count(1)
+    shelf = _Shelf()
+    loaves = _Count(1, shelf)
     first, second = run(shelf, loaves, 1, 5.0), run(shelf, loaves, 1, 5.0)
     time.sleep(0.3)
     with shelf:
@@ -286,6 +308,9 @@ def check_bounded_baker(func: Any) -> None:
         shelf.notify_all()  # wakes both bakers
     time.sleep(0.3)
     overfilled = loaves.value
+    gave_up = [
+        b for b in (first, second) if not b["thread"].is_alive() and _is_false(b.get("value"))
+    ]
     release(shelf, loaves, first, second)
     finished(first, 0.1)
     finished(second, 0.1)
@@ -295,10 +320,18 @@ def check_bounded_baker(func: Any) -> None:
         f"notified, and the shelf then held {overfilled} loaves: a woken baker must check "
         "again for room before it bakes",
     )
+    expect(loaves.unlocked_writes == 0, unlocked)
+    expect(
+        not gave_up,
+        f"two bakers waited at a full shelf (timeout 5 s); one loaf was taken, one baker baked, "
+        f"and {name} returned False for the other 0.3 s later, long before its timeout: a "
+        "wake-up that finds no room is no time-out. Wait again, for the time that is left",
+    )
 
     # 5. Bakers and a customer wait on the same Condition (three bakers first); another
     #    baker bakes. Its notification must reach the customer, not only waiting bakers.
-    shelf, loaves = _Shelf(), _Count(1)
+    shelf = _Shelf()
+    loaves = _Count(1, shelf)
     waiting_bakers = [run(shelf, loaves, 1, 3.0) for _ in range(3)]
     time.sleep(0.3)
     with shelf:
@@ -328,6 +361,7 @@ def check_bounded_baker(func: Any) -> None:
         "wait on the same Condition: a notify() that wakes one waiter (or n) may wake bakers "
         "who wait for room, and the customer sleeps on. Wake them all after adding the loaf",
     )
+    expect(loaves.unlocked_writes == 0, unlocked)
 
     # 6. In a real process, with a multiprocessing Condition and Value (capacity 1).
     shelf_p = multiprocessing.Condition()

@@ -31,14 +31,16 @@ def _table(a: float, b: float, c: float, workers: tuple[int, ...], seed: int) ->
 
 
 # (serial seconds a, parallel seconds b, cost per worker c): the optimum lies between the
-# measured counts (about 14), near the top (about 55), low (about 3), beyond 64 (so 64), and
-# a table of only three measurements (about 10).
+# measured counts (about 14), near the top (about 55), low (about 3), beyond 64 (so 64), in
+# a table of only three measurements (about 10), and (a sharp minimum, about 22) where no
+# power of two comes within 3 % (so searching only 1, 2, 4, ..., 64 fails).
 TIMING_TABLES = (
     _table(0.4, 24.0, 0.12, (1, 2, 4, 8, 32), 1),
     _table(1.0, 60.0, 0.02, (1, 4, 16, 32, 64), 2),
     _table(0.2, 3.0, 0.25, (1, 2, 3, 6, 8), 3),
     _table(0.5, 40.0, 0.003, (1, 4, 16, 32, 48), 4),
     _table(0.3, 10.0, 0.1, (1, 3, 30), 5),
+    _table(0.1, 50.0, 0.1, (64, 8, 1, 4, 2), 6),
 )
 MAX_WORKERS = 64
 TOLERANCE = 1.03  # an answer whose predicted time is within 3 % of the best one is right
@@ -146,7 +148,9 @@ def check_plan_workers(plan_workers: Callable[[dict[int, float]], Any]) -> None:
 
 # (CPUs of the machine, workers in the pool) the check tries; each worker starts with
 # BLAS set to STARTING_THREADS, as NumPy would on a machine with that many CPUs.
-BLAS_CASES = ((8, 2), (1, 2))
+# (8, 3): 2 threads, not 3 (rounding or ceiling); (4, 1): one worker still gets a limit, 4;
+# (1, 2): at least 1 (0 would leave the limit unchanged).
+BLAS_CASES = ((8, 2), (8, 3), (4, 1), (1, 2))
 STARTING_THREADS = 8
 INIT_TIMEOUT = 60  # seconds a worker may take to start and answer
 
@@ -159,10 +163,12 @@ def _start_worker(init: Any, total_cpus: int, workers: int) -> None:
     import numpy  # noqa: F401
     from threadpoolctl import threadpool_limits
 
+    _init_error = None
     threadpool_limits(limits=STARTING_THREADS, user_api="blas")
     try:
         init(total_cpus, workers)
-    except Exception as exc:  # reported to the learner as a hint
+    except BaseException as exc:  # reported to the learner as a hint (sys.exit() included:
+        # a worker that exits in its initializer would be replaced, again and again)
         _init_error = f"{type(exc).__name__}: {exc}"
 
 
@@ -170,6 +176,13 @@ def _report() -> tuple[int, str | None]:
     from helpers.performance import blas_threads
 
     return blas_threads(), _init_error
+
+
+def _start_again(init: Any, total_cpus: int, workers: int) -> tuple[int, str | None]:
+    """Task for the pool's worker: BLAS back at STARTING_THREADS, the learner's initializer
+    run again with other arguments, then the report (one spawned worker for every case)."""
+    _start_worker(init, total_cpus, workers)
+    return _report()
 
 
 def expected_threads(total_cpus: int, workers: int) -> int:
@@ -186,53 +199,73 @@ def check_init_worker(init_worker: Callable[[int, int], Any]) -> None:
     expect(callable(init_worker), "pass your function itself: check_init_worker(init_worker)")
     func = LearnerFunction(init_worker)
     spawn = multiprocessing.get_context("spawn")
-    for total, workers in BLAS_CASES:
-        want = expected_threads(total, workers)
-        # A Pool, not a ProcessPoolExecutor: leaving the with block terminates the worker, so
-        # an initializer that never returns can't make the check hang after the timeout.
-        with spawn.Pool(1, initializer=_start_worker, initargs=(func, total, workers)) as pool:
+    # A Pool, not a ProcessPoolExecutor: leaving the with block terminates the worker, so an
+    # initializer that never returns can't make the check hang after the timeout. The first
+    # case runs as the pool's initializer; the others run it again in the same worker (one
+    # spawn start-up in all), each starting from STARTING_THREADS again.
+    with spawn.Pool(1, initializer=_start_worker, initargs=(func, *BLAS_CASES[0])) as pool:
+        for case, (total, workers) in enumerate(BLAS_CASES):
+            want = expected_threads(total, workers)
+            if case == 0:
+                answer = pool.apply_async(_report)
+            else:
+                answer = pool.apply_async(_start_again, (func, total, workers))
             try:
-                threads, error = pool.apply_async(_report).get(timeout=INIT_TIMEOUT)
+                threads, error = answer.get(timeout=INIT_TIMEOUT)
             except multiprocessing.TimeoutError:
                 fail(
                     f"a worker did not answer within {INIT_TIMEOUT:g} s: does your initializer "
                     "wait for something?"
                 )
-        if error is not None:
-            fail(
-                f"your initializer raised {error} in the worker. It runs in a fresh process that "
-                "only has the modules your function uses: call threadpoolctl.threadpool_limits "
-                "(with `import threadpoolctl` in the notebook)."
-            )
-        if threads == want:
-            continue
-        source = func.source
-        if threads == STARTING_THREADS:
-            if "environ" in source:
-                hint = (
-                    "setting an environment variable does nothing once NumPy is loaded (it is, "
-                    "in a worker that ran numpy code). Call threadpoolctl.threadpool_limits."
-                )
-            elif "with " in source:
-                hint = (
-                    "a with block restores the old limit when it ends, before the worker runs "
-                    "any task. Call threadpool_limits(...) without with: the limit then lasts "
-                    "for the worker's life."
-                )
-            else:
-                hint = "the limit did not change: call threadpoolctl.threadpool_limits(limits=...)."
-        elif threads == 1 and want > 1:
-            hint = (
-                f"one thread each leaves CPUs idle: {total} CPUs shared by {workers} workers is "
-                f"{want} threads each (total_cpus // workers)."
-            )
-        else:
-            hint = "use total_cpus // workers threads, and at least 1."
-        fail(
-            f"with {total} CPUs and {workers} workers, a worker runs {threads} BLAS threads, "
-            f"expected {want}: {hint}"
-        )
+            _judge_threads(func, total, workers, want, threads, error)
     passed(
         "each worker's BLAS now uses its share of the CPUs (4 of 8 with 2 workers, and at "
         "least 1), so the pool no longer runs more threads than there are CPUs."
+    )
+
+
+def _judge_threads(
+    func: LearnerFunction, total: int, workers: int, want: int, threads: int, error: str | None
+) -> None:
+    """Fail with a hint unless a worker of ``total`` CPUs / ``workers`` runs ``want`` threads."""
+    if error is not None:
+        if error.startswith(("NameError", "ImportError", "ModuleNotFoundError")):
+            fail(
+                f"your initializer raised {error} in the worker. It runs in a fresh process "
+                "that only has the modules your function uses: call "
+                "threadpoolctl.threadpool_limits (with `import threadpoolctl` in the notebook)."
+            )
+        if error.startswith("SystemExit"):
+            fail(
+                f"your initializer raised {error}: it ends the worker it should prepare. Set "
+                "the limit and return; the worker then goes on to run its tasks."
+            )
+        fail(f"your initializer raised {error} in the worker: it must set the limit and return.")
+    if threads == want:
+        return
+    source = func.source
+    if threads == STARTING_THREADS:
+        if "environ" in source:
+            hint = (
+                "setting an environment variable does nothing once NumPy is loaded (it is, "
+                "in a worker that ran numpy code). Call threadpoolctl.threadpool_limits."
+            )
+        elif "with " in source:
+            hint = (
+                "a with block restores the old limit when it ends, before the worker runs "
+                "any task. Call threadpool_limits(...) without with: the limit then lasts "
+                "for the worker's life."
+            )
+        else:
+            hint = "the limit did not change: call threadpoolctl.threadpool_limits(limits=...)."
+    elif threads == 1 and want > 1:
+        hint = (
+            f"one thread each leaves CPUs idle: {total} CPUs shared by {workers} workers is "
+            f"{want} threads each (total_cpus // workers)."
+        )
+    else:
+        hint = "use total_cpus // workers threads, and at least 1."
+    fail(
+        f"with {total} CPUs and {workers} worker{'s' * (workers != 1)}, a worker runs {threads} "
+        f"BLAS threads, expected {want}: {hint}"
     )
