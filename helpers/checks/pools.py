@@ -84,7 +84,12 @@ def _run_in_thread(
 
     worker = threading.Thread(target=call, name=name, daemon=True)
     worker.start()
-    worker.join(timeout)
+    peak = 0  # the most child processes (started during the call) seen alive at once
+    deadline = time.monotonic() + timeout
+    while worker.is_alive() and time.monotonic() < deadline:
+        peak = max(peak, sum(p.is_alive() for p in _children() - before))
+        worker.join(min(0.02, max(deadline - time.monotonic(), 0)))
+    outcome["peak_children"] = peak
     if worker.is_alive():
         _left_running(before, grace=0)
         if too_slow:
@@ -308,6 +313,11 @@ def check_first_failure(first_failure: Any) -> None:
     expect(
         str(values[BAD]) in str(exc),
         f"the exception {exc!r} is not the one slow_sqrt({values[BAD]}) raised",
+    )
+    expect(
+        outcome["peak_children"] >= 2,
+        "no two worker processes were running at the same time during first_failure: run "
+        "the batch on a Pool(2), so that two tasks run side by side",
     )
     seconds = outcome["seconds"]
     expect(seconds < limit, slow)
