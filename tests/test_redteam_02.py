@@ -280,6 +280,23 @@ def wrong_leaves_with_block_early(values, attempts):
     return results, errors
 
 
+def wrong_skips_to_the_needed_attempt(values, attempts):
+    """Reads flaky_sqrt's docstring and calls each value once, with the attempt number that
+    works (or the last allowed one): no retry ever happens."""
+    with multiprocessing.Pool(2) as pool:
+        handles = {
+            x: pool.apply_async(flaky_sqrt, (x, 1 if x < 0 else min(int(x) % 3 + 1, attempts)))
+            for x in values
+        }
+        results, errors = {}, {}
+        for x, handle in handles.items():
+            try:
+                results[x] = handle.get(timeout=10)
+            except Exception as exc:
+                errors[x] = exc
+    return results, errors
+
+
 RETRIES_WRONG = {
     "serial-in-parent": wrong_serial_in_parent,
     "apply-in-a-loop": wrong_apply_in_a_loop,
@@ -297,6 +314,7 @@ RETRIES_WRONG = {
     "error-messages-not-exceptions": wrong_error_messages,
     "fake-results-no-work": wrong_fake_results,
     "with-block-ends-early": wrong_leaves_with_block_early,
+    "skips-to-the-needed-attempt": wrong_skips_to_the_needed_attempt,
 }
 RETRIES_RIGHT = {
     "poll-ready": right_poll_ready,

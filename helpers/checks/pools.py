@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from helpers.checks import expect, fail, passed
-from helpers.pools import Root
+from helpers.pools import Root, flaky_call_log
 
 __all__ = ["RETRY_BATCH", "FIRST_FAILURE_BATCH", "check_run_with_retries", "check_first_failure"]
 
@@ -148,7 +148,17 @@ def check_run_with_retries(run_with_retries: Any) -> None:
     retries_overlapped: list[bool] = []  # per run with retries: did two of them?
     for attempts in RETRY_ATTEMPTS:
         values = list(RETRY_BATCH)
-        outcome = _run_in_thread(run_with_retries, (values, attempts), 30, "run_with_retries")
+        log = flaky_call_log(os.getpid())
+        open(log, "w").close()  # flaky_sqrt notes its calls here while the file exists
+        try:
+            outcome = _run_in_thread(run_with_retries, (values, attempts), 30, "run_with_retries")
+            with open(log) as lines:
+                calls = [line.split() for line in lines]
+        finally:
+            os.remove(log)
+        tried: dict[float, list[int]] = {}
+        for x, attempt in calls:
+            tried.setdefault(float(x), []).append(int(attempt))
         answer = outcome["value"]
         where = f"run_with_retries({values}, attempts={attempts})"
         results, errors = _result_pair(answer)
@@ -221,6 +231,16 @@ def check_run_with_retries(run_with_retries: Any) -> None:
         )
         for value, exc in errors.items():
             _ran_in_a_worker(value, exc, "errors")
+        for value in values if calls else ():  # no calls noted: the log is elsewhere
+            last = 1 if value < 0 else min(_needed(value), attempts)  # ValueError is final
+            expected = list(range(1, last + 1))
+            got = sorted(tried.get(float(value), []))
+            expect(
+                got == expected,
+                f"{where}: flaky_sqrt({value}, attempt) was called with attempt {got}, "
+                f"expected {expected}: give each value attempt 1 first, and after each "
+                "ConnectionError call it again with the next attempt number",
+            )
         final = {v: results[v] for v in good} | {v: errors[v] for v in gave_up}
         timed = {v: call for v, call in final.items() if hasattr(call, "start")}
         overlapped.append(_overlapping(list(timed.values())))
