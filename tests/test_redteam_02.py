@@ -496,21 +496,9 @@ def wrong_exception_as_string(values):
     return None if answer is None else (answer[0], str(answer[1]))
 
 
-def wrong_index_plus_one(values):
-    answer = right_imap_chunksize_1(values)
-    return None if answer is None else (answer[0] + 1, answer[1])
-
-
 def wrong_no_failure_tuple(values):
     """Says (None, None) when nothing fails."""
     return right_imap_chunksize_1(values) or (None, None)
-
-
-def wrong_no_failure_raises(values):
-    answer = right_imap_chunksize_1(values)
-    if answer is None:
-        raise RuntimeError("no failure")
-    return answer
 
 
 def wrong_one_worker(values):  # noqa: F811 (a different exercise's answer)
@@ -535,6 +523,30 @@ def wrong_thread_pool(values):  # noqa: F811 (a different exercise's answer)
     return None
 
 
+def wrong_imap_unordered_counting(values):
+    """Stops at the first error, but counts results that arrive in completion order."""
+    with multiprocessing.Pool(2) as pool:
+        index = 0
+        try:
+            for _ in pool.imap_unordered(slow_sqrt, values):
+                index += 1
+        except Exception as exc:
+            return index, exc
+    return None
+
+
+def right_apply_async_in_order(values):
+    """apply_async for every value, results read in input order."""
+    with multiprocessing.Pool(processes=2) as pool:
+        handles = [pool.apply_async(slow_sqrt, (v,)) for v in values]
+        for index, handle in enumerate(handles):
+            try:
+                handle.get(timeout=30)
+            except ValueError as exc:
+                return index, exc
+    return None
+
+
 FIRST_FAILURE_WRONG = {
     "map-then-scan": wrong_map_then_scan,
     "serial-in-parent": wrong_serial_in_parent,
@@ -545,16 +557,16 @@ FIRST_FAILURE_WRONG = {
     "close-join-after-error": wrong_close_join_after_error,
     "returns-value-not-index": wrong_returns_value,
     "exception-as-string": wrong_exception_as_string,
-    "index-plus-one": wrong_index_plus_one,
     "no-failure-none-none": wrong_no_failure_tuple,
-    "no-failure-raises": wrong_no_failure_raises,
     "one-worker": wrong_one_worker,
     "thread-pool": wrong_thread_pool,
+    "imap-unordered-counting": wrong_imap_unordered_counting,
 }
 FIRST_FAILURE_RIGHT = {
     "imap-chunksize-1": right_imap_chunksize_1,
     "error-callback-event-numpy-index": right_error_callback_event,
     "executor-first-exception": right_executor_first_exception,
+    "apply-async-in-order": right_apply_async_in_order,
 }
 
 
