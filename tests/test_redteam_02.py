@@ -10,6 +10,7 @@ import multiprocessing
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from functools import partial
 from multiprocessing.pool import ThreadPool
 
 import numpy as np
@@ -280,10 +281,10 @@ def wrong_leaves_with_block_early(values, attempts):
     return results, errors
 
 
-def wrong_skips_to_the_needed_attempt(values, attempts):
+def wrong_skips_to_the_needed_attempt(values, attempts, method=None):
     """Reads flaky_sqrt's docstring and calls each value once, with the attempt number that
     works (or the last allowed one): no retry ever happens."""
-    with multiprocessing.Pool(2) as pool:
+    with multiprocessing.get_context(method).Pool(2) as pool:
         handles = {
             x: pool.apply_async(flaky_sqrt, (x, 1 if x < 0 else min(int(x) % 3 + 1, attempts)))
             for x in values
@@ -315,6 +316,8 @@ RETRIES_WRONG = {
     "fake-results-no-work": wrong_fake_results,
     "with-block-ends-early": wrong_leaves_with_block_early,
     "skips-to-the-needed-attempt": wrong_skips_to_the_needed_attempt,
+    # the check counts attempts through a log its workers find: under spawn too
+    "skips-to-the-needed-attempt-spawn": partial(wrong_skips_to_the_needed_attempt, method="spawn"),
 }
 RETRIES_RIGHT = {
     "poll-ready": right_poll_ready,
