@@ -7,7 +7,9 @@ workers can import by name (``from helpers.pools import square``).
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
+import tempfile
 import time
 from typing import Any
 
@@ -179,18 +181,39 @@ class Root(float):
         return (Root, (float(self), self.pid, self.start, self.end))
 
 
+def flaky_call_log(pid: int) -> str:
+    """The file in which :func:`flaky_sqrt` notes its calls (``x attempt`` lines) for the
+    process ``pid`` and its workers, if that file exists (the exercise's check creates it)."""
+    return os.path.join(tempfile.gettempdir(), f"helpers-flaky-sqrt-calls-{pid}.log")
+
+
+def _note_flaky_call(x: float, attempt: int) -> None:
+    parent = multiprocessing.parent_process()
+    log = flaky_call_log(parent.pid if parent is not None else os.getpid())
+    try:
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND)  # never creates it
+    except OSError:
+        return
+    try:
+        os.write(fd, f"{float(x)!r} {attempt}\n".encode())  # one small write: atomic
+    finally:
+        os.close(fd)
+
+
 def flaky_sqrt(x: float, attempt: int, seconds: float = 0.05) -> Root:
     """``checked_sqrt(x)``, but for ``x >= 0`` attempts 1 to ``int(x) % 3`` fail first.
 
     Stands in for a task that talks to a flaky server: a ``ConnectionError`` is worth
     retrying (``attempt`` counts from 1), a ``ValueError`` (negative ``x``) is not. A call
     for ``x >= 0`` takes ``seconds``; the result is a :class:`Root`, and a ``ConnectionError``
-    carries the same ``pid``, ``start`` and ``end``.
+    carries the same ``pid``, ``start`` and ``end``. While the file
+    :func:`flaky_call_log` names exists, each call is noted in it.
     """
     _check_number(x)
     if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
         raise ValueError(f"attempt must be an int >= 1, got {attempt!r}")
     seconds = _check_seconds(seconds)
+    _note_flaky_call(x, attempt)
     if x < 0:  # fails at once, on every attempt
         raise ValueError(
             f"cannot take the square root of a negative number: {x} (attempt {attempt})"

@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from helpers.checks import expect, fail, passed
-from helpers.pools import Root
+from helpers.pools import Root, flaky_call_log
 
 __all__ = ["RETRY_BATCH", "FIRST_FAILURE_BATCH", "check_run_with_retries", "check_first_failure"]
 
@@ -84,7 +84,12 @@ def _run_in_thread(
 
     worker = threading.Thread(target=call, name=name, daemon=True)
     worker.start()
-    worker.join(timeout)
+    peak = 0  # the most child processes (started during the call) seen alive at once
+    deadline = time.monotonic() + timeout
+    while worker.is_alive() and time.monotonic() < deadline:
+        peak = max(peak, sum(p.is_alive() for p in _children() - before))
+        worker.join(min(0.02, max(deadline - time.monotonic(), 0)))
+    outcome["peak_children"] = peak
     if worker.is_alive():
         _left_running(before, grace=0)
         if too_slow:
@@ -143,7 +148,17 @@ def check_run_with_retries(run_with_retries: Any) -> None:
     retries_overlapped: list[bool] = []  # per run with retries: did two of them?
     for attempts in RETRY_ATTEMPTS:
         values = list(RETRY_BATCH)
-        outcome = _run_in_thread(run_with_retries, (values, attempts), 30, "run_with_retries")
+        log = flaky_call_log(os.getpid())
+        open(log, "w").close()  # flaky_sqrt notes its calls here while the file exists
+        try:
+            outcome = _run_in_thread(run_with_retries, (values, attempts), 30, "run_with_retries")
+            with open(log) as lines:
+                calls = [line.split() for line in lines]
+        finally:
+            os.remove(log)
+        tried: dict[float, list[int]] = {}
+        for x, attempt in calls:
+            tried.setdefault(float(x), []).append(int(attempt))
         answer = outcome["value"]
         where = f"run_with_retries({values}, attempts={attempts})"
         results, errors = _result_pair(answer)
@@ -216,6 +231,16 @@ def check_run_with_retries(run_with_retries: Any) -> None:
         )
         for value, exc in errors.items():
             _ran_in_a_worker(value, exc, "errors")
+        for value in values if calls else ():  # no calls noted: the log is elsewhere
+            last = 1 if value < 0 else min(_needed(value), attempts)  # ValueError is final
+            expected = list(range(1, last + 1))
+            got = sorted(tried.get(float(value), []))
+            expect(
+                got == expected,
+                f"{where}: flaky_sqrt({value}, attempt) was called with attempt {got}, "
+                f"expected {expected}: give each value attempt 1 first, and after each "
+                "ConnectionError call it again with the next attempt number",
+            )
         final = {v: results[v] for v in good} | {v: errors[v] for v in gave_up}
         timed = {v: call for v, call in final.items() if hasattr(call, "start")}
         overlapped.append(_overlapping(list(timed.values())))
@@ -308,6 +333,11 @@ def check_first_failure(first_failure: Any) -> None:
     expect(
         str(values[BAD]) in str(exc),
         f"the exception {exc!r} is not the one slow_sqrt({values[BAD]}) raised",
+    )
+    expect(
+        outcome["peak_children"] >= 2,
+        "no two worker processes were running at the same time during first_failure: run "
+        "the batch on a Pool(2), so that two tasks run side by side",
     )
     seconds = outcome["seconds"]
     expect(seconds < limit, slow)
