@@ -348,13 +348,16 @@ def check_collect_squares(
             sender.close()
             hung = "the first scenario"
             try:
-                outcomes, hung, _ = _receive(receiver, limit)
+                outcomes, hung, _ = _receive(
+                    receiver,
+                    limit,
+                    lambda name, outcome, method=method, limit=limit: _judge(
+                        name, *scenarios[name], outcome, method, limit
+                    ),
+                )
             finally:
                 _stop_tree(child, at_once=hung is not None)
                 receiver.close()
-            for name, outcome in outcomes:
-                numbers, workers = scenarios[name]
-                _judge(name, numbers, workers, outcome, method, limit)
             if hung is not None:
                 fail(
                     f"under {method}, with {hung}, collect_squares had not returned after "
@@ -368,9 +371,14 @@ def check_collect_squares(
 
 
 def _receive(
-    receiver: Any, timeout: float
+    receiver: Any, timeout: float, judge: Callable[[str, dict], None] | None = None
 ) -> tuple[list[tuple[str, dict]], str | None, str | None]:
-    """The outcomes the child reported; the scenario it hung in, or the one it died in."""
+    """The outcomes the child reported; the scenario it hung in, or the one it died in.
+
+    ``judge(name, outcome)`` is called on each outcome as it arrives: the first wrong one
+    ends the check at once (its ``ExerciseFailed`` propagates), without waiting for the
+    scenarios after it.
+    """
     outcomes: list[tuple[str, dict]] = []
     current = None
     while True:
@@ -385,6 +393,8 @@ def _receive(
         else:
             outcomes.append((message[1], message[2]))
             current = None
+            if judge is not None:
+                judge(message[1], message[2])
 
 
 def _own_group() -> None:
@@ -593,12 +603,16 @@ def check_run_batch(run_batch: Callable[[list], Any], timeout: float = 3) -> Non
         sender.close()
         hung: str | None = "the first scenario"
         try:
-            outcomes, hung, died = _receive(receiver, limit)
+            outcomes, hung, died = _receive(
+                receiver,
+                limit,
+                lambda name, outcome, method=method, limit=limit, expected=expected: _judge_batch(
+                    f"under {method}, with {name}", expected[name], outcome, limit
+                ),
+            )
         finally:
             _stop_tree(child, at_once=hung is not None)
             receiver.close()
-        for name, outcome in outcomes:
-            _judge_batch(f"under {method}, with {name}", expected[name], outcome, limit)
         if died is not None:
             fail(
                 f"under {method}, with {died}, the process that called run_batch was "
