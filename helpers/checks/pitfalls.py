@@ -170,12 +170,17 @@ def check_preflight(preflight: Callable[[list], Any]) -> None:
     )
     missing = sorted(set(expected) - keys)
     if missing:
+        if set(missing) & {2, 5, 7, 8} and 1 not in missing:
+            fail(
+                f"tasks {missing} are missing: their function pickles, but an argument does "
+                "not. Check the whole (function, args) pair: both travel to the worker."
+            )
         if set(missing) & {6, 11, 12} and 4 not in missing:
             fail(
-                f"tasks {missing} are missing: a function named in the task is fine, but "
-                "an argument holds an object (or something the task holds wraps or keeps a "
-                "function or class) that a spawn worker can't import. Look inside the "
-                "arguments too, and inside everything they hold."
+                f"tasks {missing} are missing: they pickle and their function isn't from "
+                "__main__, but something inside them is: an argument holds an object (or a "
+                "function) defined there, directly or deeper (in a list, in an object's "
+                "attributes, in what a wrapper wraps). Look inside everything the task holds."
             )
         if set(missing) <= {4, 6, 11, 12}:
             fail(
@@ -183,11 +188,6 @@ def check_preflight(preflight: Callable[[list], Any]) -> None:
                 "a spawn worker would fail to rebuild them (section 1, the notebook class "
                 "Point). Look at where every object in the task was defined, arguments "
                 "(and what they contain) included."
-            )
-        if set(missing) & {2, 5, 7, 8} and 1 not in missing:
-            fail(
-                f"tasks {missing} are missing: their function pickles, but an argument does "
-                "not. Check the whole (function, args) pair: both travel to the worker."
             )
         fail(f"tasks {missing} can't reach a spawn worker, but your dict leaves them out.")
     for index, words in expected.items():
