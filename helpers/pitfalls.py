@@ -511,11 +511,15 @@ def risky_square(x: int) -> int:
 
     If the environment variable ``PITFALLS_KILL_AT`` holds ``x``, the process kills
     itself with SIGKILL instead (as the out-of-memory killer would), which an exercise
-    check uses to end a worker in a way the caller can't foresee.
+    check uses to end a worker in a way the caller can't foresee. If
+    ``PITFALLS_SLOW_AT`` holds ``x``, it sleeps 2 s first: a worker still busy when
+    another one fails.
     """
     check_number(x)
     if x < 0:
         raise ValueError(f"bad record: {x}")
     if os.environ.get("PITFALLS_KILL_AT") == str(x):
         os.kill(os.getpid(), signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
+    if os.environ.get("PITFALLS_SLOW_AT") == str(x):
+        time.sleep(2)
     return x * x

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
+import operator
 import os
 import signal
 import sys
@@ -35,6 +37,11 @@ from helpers.pitfalls import (
 )
 
 __all__ = ["preflight_tasks", "check_preflight", "check_collect_squares", "check_run_batch"]
+
+# Time limits under spawn are this many times those under fork: a spawn worker starts a
+# fresh interpreter that imports the helpers, which on a loaded machine takes a second or
+# more, and a right answer may start several (a fresh executor per lost task).
+SPAWN_FACTOR = 3
 
 
 _MAIN_SOURCE = """
@@ -81,6 +88,8 @@ def preflight_tasks(main: dict[str, Any]) -> tuple[list[tuple[Any, tuple]], dict
     the open file (``tasks[2][1][0]``) when done.
     """
     clean_row, reading = main["clean_row"], main["Reading"]
+    account = Account(0)
+    account.last_reading = reading(7)  # an attribute: pickled with the object
     tasks = [
         (square, (3,)),  # fine
         (lambda x: x * 2, (4,)),  # the function is a lambda
@@ -93,6 +102,9 @@ def preflight_tasks(main: dict[str, Any]) -> tuple[list[tuple[Any, tuple]], dict
         (square, (threading.Lock(),)),  # a thread lock
         (sum, ([1, 2, 3],)),  # fine
         (Account(1).deposit, (reading(2).value,)),  # fine: the value is a plain int
+        (functools.partial(clean_row), (" b ",)),  # a wrapper around __main__.clean_row
+        (account.deposit, (1,)),  # the bound object's attribute is a __main__.Reading
+        (len, ("__main__",)),  # fine: only a string that says __main__
     ]
     expected = {
         1: "lambda",
@@ -102,6 +114,8 @@ def preflight_tasks(main: dict[str, Any]) -> tuple[list[tuple[Any, tuple]], dict
         6: "__main__ Reading",
         7: "inheritance",
         8: "lock",
+        11: "__main__ clean_row",
+        12: "__main__ Reading",
     }
     return tasks, expected
 
@@ -142,11 +156,12 @@ def check_preflight(preflight: Callable[[list], Any]) -> None:
         f"preflight returned a {type(found).__name__}: return a dict {{index: reason}}, "
         "e.g. {1: 'PicklingError: ...'}.",
     )
-    keys = set(found)
+    keys = {_index(k) for k in found}
     expect(
-        all(isinstance(k, int) and not isinstance(k, bool) for k in keys),
+        None not in keys,
         "use the tasks' indexes (0, 1, 2, ...) as the keys: enumerate(tasks).",
     )
+    reasons = {_index(k): reason for k, reason in found.items()}
     extra = sorted(keys - set(expected))
     expect(
         not extra,
@@ -155,26 +170,28 @@ def check_preflight(preflight: Callable[[list], Any]) -> None:
     )
     missing = sorted(set(expected) - keys)
     if missing:
-        if 6 in missing and 4 not in missing:
+        if set(missing) & {2, 5, 7, 8} and 1 not in missing:
             fail(
-                "task 6 is missing: its function is fine, but an argument holds an object "
-                "whose class a spawn worker can't import. Look inside the arguments too."
+                f"tasks {missing} are missing: their function pickles, but an argument does "
+                "not. Check the whole (function, args) pair: both travel to the worker."
             )
-        if set(missing) <= {4, 6}:
+        if set(missing) & {6, 11, 12} and 4 not in missing:
+            fail(
+                f"tasks {missing} are missing: they pickle and their function isn't from "
+                "__main__, but something inside them is: an argument holds an object (or a "
+                "function) defined there, directly or deeper (in a list, in an object's "
+                "attributes, in what a wrapper wraps). Look inside everything the task holds."
+            )
+        if set(missing) <= {4, 6, 11, 12}:
             fail(
                 f"tasks {missing} are missing: they pickle, so check_picklable says ok, but "
                 "a spawn worker would fail to rebuild them (section 1, the notebook class "
                 "Point). Look at where every object in the task was defined, arguments "
                 "(and what they contain) included."
             )
-        if set(missing) & {2, 5, 7, 8} and 1 not in missing:
-            fail(
-                f"tasks {missing} are missing: their function pickles, but an argument does "
-                "not. Check the whole (function, args) pair: both travel to the worker."
-            )
         fail(f"tasks {missing} can't reach a spawn worker, but your dict leaves them out.")
     for index, words in expected.items():
-        reason = found[index]
+        reason = reasons[index]
         expect(
             isinstance(reason, str) and reason.strip(),
             f"the reason for task {index} should be a non-empty string (the error), "
@@ -187,8 +204,18 @@ def check_preflight(preflight: Callable[[list], Any]) -> None:
         )
     passed(
         f"{len(expected)} of {len(tasks)} tasks can't reach a spawn worker, each with its "
-        "reason, including the two that pickle but live in __main__."
+        "reason, including the four that pickle but need something from __main__."
     )
+
+
+def _index(key: Any) -> int | None:
+    """``key`` as a task index (an int, a NumPy integer...), or None if it is not one."""
+    if isinstance(key, bool):
+        return None
+    try:
+        return operator.index(key)
+    except TypeError:
+        return None
 
 
 def _scenarios(method: str = "fork") -> list[tuple[str, list[int], int]]:
@@ -198,12 +225,14 @@ def _scenarios(method: str = "fork") -> list[tuple[str, list[int], int]]:
     there is whether the workers can import what they run, which any input shows).
     """
     every = [
-        ("3 numbers, 1 worker", [3, 1, 2], 1),
+        ("4 numbers (one twice), 1 worker", [3, 1, 3, 2], 1),
         ("10,000 numbers, 2 workers", list(range(10_000)), 2),
         ("no numbers, 3 workers", [], 3),
         ("1 number, 3 workers", [5], 3),
         ("a worker killed at number 1,234 of 3,000", list(range(3_000)), 2),
-        ("a bad record (-1) among 4,001 numbers", [*range(2_000), -1, *range(2_000)], 2),
+        # The bad record first, and the last number slow (in the second worker however
+        # the numbers are split): when the first worker fails the other is still busy.
+        ("a bad record (-1) first, another worker still busy", [-1, *range(1, 4_001), 0], 2),
     ]
     return every if method == "fork" else [every[1]]
 
@@ -227,6 +256,7 @@ def _collect_in_child(func: Any, conn: Any, trace: str) -> None:
         conn.send(("start", name))
         open(trace, "w").close()
         os.environ["PITFALLS_KILL_AT"] = "1234" if "killed" in name else ""
+        os.environ["PITFALLS_SLOW_AT"] = "0" if "busy" in name else ""
         outcome: dict[str, Any] = {}
         started = time.monotonic()
         try:
@@ -299,7 +329,9 @@ def check_collect_squares(
 
     Runs it in a child process started with each method (fork first, where it exists):
     on several inputs and worker counts, and on one with a bad record that makes a
-    worker fail. Every scenario must finish within ``timeout`` seconds.
+    worker fail. Every scenario must finish within ``timeout`` seconds under fork,
+    :data:`SPAWN_FACTOR` times that under spawn (each worker starts a fresh interpreter,
+    and on a loaded machine that can take seconds; a hang is caught either way).
     """
     require_function(collect_squares, "collect_squares")
     func = _learner_function(collect_squares)
@@ -307,6 +339,7 @@ def check_collect_squares(
     scenarios = {name: (numbers, workers) for name, numbers, workers in _scenarios()}
     with tempfile.TemporaryDirectory() as folder:
         for method in methods:
+            limit = timeout if method == "fork" else SPAWN_FACTOR * timeout
             context = multiprocessing.get_context(method)
             receiver, sender = context.Pipe(duplex=False)
             trace = os.path.join(folder, f"trace-{method}")
@@ -315,17 +348,20 @@ def check_collect_squares(
             sender.close()
             hung = "the first scenario"
             try:
-                outcomes, hung, _ = _receive(receiver, timeout)
+                outcomes, hung, _ = _receive(
+                    receiver,
+                    limit,
+                    lambda name, outcome, method=method, limit=limit: _judge(
+                        name, *scenarios[name], outcome, method, limit
+                    ),
+                )
             finally:
                 _stop_tree(child, at_once=hung is not None)
                 receiver.close()
-            for name, outcome in outcomes:
-                numbers, workers = scenarios[name]
-                _judge(name, numbers, workers, outcome, method, timeout)
             if hung is not None:
                 fail(
                     f"under {method}, with {hung}, collect_squares had not returned after "
-                    f"{timeout:g} s: it hangs. Which wait never ends, and what does the "
+                    f"{limit:g} s: it hangs. Which wait never ends, and what does the "
                     "process it waits for need before it can end?"
                 )
     passed(
@@ -335,9 +371,14 @@ def check_collect_squares(
 
 
 def _receive(
-    receiver: Any, timeout: float
+    receiver: Any, timeout: float, judge: Callable[[str, dict], None] | None = None
 ) -> tuple[list[tuple[str, dict]], str | None, str | None]:
-    """The outcomes the child reported; the scenario it hung in, or the one it died in."""
+    """The outcomes the child reported; the scenario it hung in, or the one it died in.
+
+    ``judge(name, outcome)`` is called on each outcome as it arrives: the first wrong one
+    ends the check at once (its ``ExerciseFailed`` propagates), without waiting for the
+    scenarios after it.
+    """
     outcomes: list[tuple[str, dict]] = []
     current = None
     while True:
@@ -352,6 +393,8 @@ def _receive(
         else:
             outcomes.append((message[1], message[2]))
             current = None
+            if judge is not None:
+                judge(message[1], message[2])
 
 
 def _own_group() -> None:
@@ -543,7 +586,7 @@ def check_run_batch(run_batch: Callable[[list], Any], timeout: float = 3) -> Non
 
     Runs it in a child process started with fork (where it exists) and spawn, on batches
     where tasks' workers get SIGKILLed, a task raises, or nothing goes wrong. A batch must
-    end within ``timeout`` seconds under fork, twice that under spawn (slower to start).
+    end within ``timeout`` seconds under fork, :data:`SPAWN_FACTOR` times that under spawn.
     """
     require_function(run_batch, "run_batch")
     if not hasattr(signal, "SIGKILL"):
@@ -552,7 +595,7 @@ def check_run_batch(run_batch: Callable[[list], Any], timeout: float = 3) -> Non
     methods = [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
     for method in methods:
         expected = {name: want for name, _, want in _batch_scenarios(method)}
-        limit = timeout if method == "fork" else 2 * timeout
+        limit = timeout if method == "fork" else SPAWN_FACTOR * timeout
         context = multiprocessing.get_context(method)
         receiver, sender = context.Pipe(duplex=False)
         child = context.Process(target=_batch_in_child, args=(func, sender))
@@ -560,12 +603,16 @@ def check_run_batch(run_batch: Callable[[list], Any], timeout: float = 3) -> Non
         sender.close()
         hung: str | None = "the first scenario"
         try:
-            outcomes, hung, died = _receive(receiver, limit)
+            outcomes, hung, died = _receive(
+                receiver,
+                limit,
+                lambda name, outcome, method=method, limit=limit, expected=expected: _judge_batch(
+                    f"under {method}, with {name}", expected[name], outcome, limit
+                ),
+            )
         finally:
             _stop_tree(child, at_once=hung is not None)
             receiver.close()
-        for name, outcome in outcomes:
-            _judge_batch(f"under {method}, with {name}", expected[name], outcome, limit)
         if died is not None:
             fail(
                 f"under {method}, with {died}, the process that called run_batch was "
