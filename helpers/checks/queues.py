@@ -250,7 +250,6 @@ def check_gather(gather: Any, *, timeout: float = 6.0) -> None:
 BLOCK_CASES = (
     ([300_000, 7, 150_000, 0, 120_000, 7, 64], 3),
     ([], 1),
-    ([100_000, 5], 2),
 )
 
 
