@@ -201,11 +201,10 @@ def check_gather(gather: Any, *, timeout: float = 6.0) -> None:
         for run in runs:
             if run["stop"] is not None:
                 run["stop"].set()
-        for run in runs:  # the lingering ones have nothing left to send: don't wait for them
-            for p, (kind, *_) in zip(run.get("procs", []), run["plan"], strict=False):
-                if kind == "linger" and p.is_alive():
-                    p.terminate()
-        stop_processes([p for run in runs for p in run.get("procs", [])], timeout=3.0)
+        # Every verdict is settled by now (the moments the producers ended were recorded
+        # above): stop whichever producers are still running (pausing, lingering, or stuck
+        # with items nobody read) instead of waiting for them.
+        stop_processes([p for run in runs for p in run.get("procs", [])], timeout=0.3)
         for run in runs:
             run["q"].cancel_join_thread()
             run["q"].close()
