@@ -26,6 +26,7 @@ __all__ = [
     "work_queue_worker",
     "fragile_worker",
     "produce_then_sentinel",
+    "produce_then_linger",
     "init_results",
     "square_to_results",
     "square_to",
@@ -199,6 +200,17 @@ def produce_then_sentinel(q: Any, name: str, count: int, seconds: float = 0.0) -
     """
     produce(q, name, count, seconds)
     q.put(None)
+
+
+def produce_then_linger(q: Any, name: str, count: int, linger: float = 0.0) -> None:
+    """Put ``count`` items ``(name, i)``, then ``None``, then stay alive ``linger`` seconds.
+
+    A producer that has signed off but still has other work to do: its consumer is done
+    with it at the ``None``, long before the process ends.
+    """
+    produce(q, name, count)
+    q.put(None)
+    time.sleep(_check_seconds(linger, "linger"))
 
 
 # ---- a queue that pool tasks can use ------------------------------------------------------

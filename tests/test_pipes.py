@@ -149,8 +149,11 @@ def kv_right(conn):
     while True:
         try:
             request = conn.recv()
-        except EOFError:
+        except (EOFError, OSError):
             return
+        except Exception as exc:  # bytes that don't unpickle
+            conn.send(("error", f"can't unpickle the request: {type(exc).__name__}: {exc}"))
+            continue
         if not (isinstance(request, tuple) and request):
             conn.send(("error", f"a request is a non-empty tuple, got {request!r}"))
             continue
@@ -180,6 +183,9 @@ def kv_right_match(conn):
                 request = conn.recv()
             except EOFError:
                 break
+            except Exception:  # recv() unpickles: garbage raises here
+                conn.send(("error", "unreadable request"))
+                continue
             match request:
                 case tuple(("set", key, value)):
                     try:
@@ -300,6 +306,9 @@ def kv_loops_on_eof(conn):
             request = conn.recv()
         except EOFError:
             time.sleep(0.05)
+            continue
+        except Exception:  # bytes that don't unpickle
+            conn.send(("error", "unreadable"))
             continue
         if not (isinstance(request, tuple) and request):
             conn.send(("error", "not a tuple"))

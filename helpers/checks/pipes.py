@@ -17,6 +17,13 @@ __all__ = ["check_kv_server", "check_gather", "ERROR", "kv_requests", "GATHER_DE
 ERROR = object()
 
 
+class RawBytes(bytes):
+    """A request sent with ``send_bytes``: bytes that ``recv()`` can't unpickle."""
+
+    def __repr__(self) -> str:
+        return f"send_bytes({bytes(self)!r}) (bytes that recv() can't unpickle)"
+
+
 def kv_requests() -> list[tuple[Any, Any]]:
     """(request, expected reply) pairs for the key-value server, with fresh keys and values."""
     rng = random.Random()
@@ -45,6 +52,9 @@ def kv_requests() -> list[tuple[Any, Any]]:
         (None, ERROR),
         (["stop"], ERROR),
         (("stop", "now"), ERROR),
+        (("gets", key), ERROR),  # an op that only starts like a real one
+        (("SET", key, 1), ERROR),  # ops are exact, lower-case strings
+        (RawBytes(b"\x80\x05garbage"), ERROR),  # recv() can't unpickle this
         (("get", key), ("ok", v2)),  # still serving, and the data is still there
         (("stop",), ("ok", "bye")),
     ]
@@ -76,7 +86,10 @@ def _ask(ours: Any, request: Any, timeout: float) -> Any:
         "return only after ('stop',)"
     )
     try:
-        ours.send(request)
+        if isinstance(request, RawBytes):
+            ours.send_bytes(request)
+        else:
+            ours.send(request)
     except OSError:  # BrokenPipeError: the child is gone
         fail(crashed)
     if not ours.poll(timeout):
@@ -189,15 +202,35 @@ def _run_gather(learner: Any, conns: list, deadline: float, report: Any) -> None
             report.send(("error", f"{type(exc).__name__}: {exc}"))
             return
         report.send("started")
+        start = time.monotonic()  # timed here, so a busy machine can't skew it
         try:
-            value = gather(conns, deadline)
+            outcome: tuple = ("value", gather(conns, deadline))
         except BaseException as exc:  # reported as a hint, so nothing reaches stderr
-            report.send(("error", f"{type(exc).__name__}: {exc}"))
-        else:
-            try:
-                report.send(("value", value))
-            except Exception as exc:  # e.g. something that can't be pickled
-                report.send(("error", f"{type(exc).__name__}: {exc}"))
+            outcome = ("error", f"{type(exc).__name__}: {exc}")
+        took = time.monotonic() - start
+        try:
+            report.send((*outcome, took))
+        except Exception as exc:  # e.g. something that can't be pickled
+            report.send(("error", f"{type(exc).__name__}: {exc}", took))
+
+
+def _flood(writer: Any, control: Any) -> None:
+    """Child process: say "ready"; on a number from ``control``, send ``"f0", "f1", ...`` on
+    ``writer`` as fast as the pipe takes them for that many seconds; then keep ``writer`` open
+    until ``control`` closes."""
+    with writer, control:
+        try:
+            control.send("ready")
+            if not control.poll(60):
+                return
+            end = time.monotonic() + control.recv()
+            i = 0
+            while time.monotonic() < end:
+                writer.send(f"f{i}")
+                i += 1
+            control.poll(60)
+        except (OSError, EOFError):  # the reader or the check is gone
+            pass
 
 
 def _gather_run(
@@ -205,14 +238,25 @@ def _gather_run(
 ) -> tuple[Any, float, list[tuple[float, Any]], float]:
     """Run the learner's gather in a spawned child on 3 pipes while following ``schedule``.
 
-    ``schedule`` holds ``(seconds after the call, "send" or "close", pipe index, message)``.
+    ``schedule`` holds ``(seconds after the call, "send" or "close", pipe index, message)``,
+    or ``(seconds, "flood", pipe index, duration)``: from then on, for ``duration`` seconds,
+    a separate process sends on that pipe as fast as the reader takes the messages.
     Returns (outcome or None, seconds from the call to the result, [(sent at, message)],
-    seconds from the call to the last close).
+    seconds from the call to the last close, seconds the call took as timed in the child).
     """
     ctx = multiprocessing.get_context("spawn")
     pipes = [ctx.Pipe(duplex=False) for _ in range(3)]
     readers = [r for r, _ in pipes]
     writers = [w for _, w in pipes]
+    flooders = {}
+    for _, action, index, _ in schedule:
+        if action == "flood":
+            control, theirs = ctx.Pipe()
+            flooder = ctx.Process(target=_flood, args=(writers[index], theirs), name="flood")
+            flooder.start()
+            theirs.close()
+            writers[index].close()  # the flooder holds that writer now
+            flooders[index] = (flooder, control)
     results, report = ctx.Pipe(duplex=False)
     child = ctx.Process(
         target=_run_gather, args=(learner, readers, deadline, report), name="gather"
@@ -221,8 +265,10 @@ def _gather_run(
     report.close()
     for r in readers:
         r.close()  # the child has them now
-    outcome, took, sent, last_close = None, float("inf"), [], 0.0
+    outcome, took, sent, last_close, took_there = None, float("inf"), [], 0.0, float("inf")
     try:
+        for _, control in flooders.values():
+            expect(control.poll(30) and control.recv() == "ready", "the check could not start")
         first = results.recv() if results.poll(30) else None
         if isinstance(first, tuple):
             fail(f"gather could not be defined in the child process: {first[1]}")
@@ -235,7 +281,9 @@ def _gather_run(
             if results.poll(max(0.0, t0 + at - time.monotonic())):
                 break  # gather returned: stop sending
             try:
-                if action == "send":
+                if action == "flood":
+                    flooders[index][1].send(message)
+                elif action == "send":
                     writers[index].send(message)
                     sent.append((time.monotonic() - t0, message))
                 else:
@@ -243,19 +291,24 @@ def _gather_run(
                     last_close = time.monotonic() - t0
             except OSError:  # the child is gone already
                 break
-        limit = min(deadline, schedule[-1][0] + 1.5) + 0.5  # seconds after the call
+        # seconds after the call (the lateness itself is judged on the child's own timing)
+        limit = min(deadline, schedule[-1][0] + 1.5) + 1.0
         if results.poll(max(0.2, t0 + limit - time.monotonic())):
             took = time.monotonic() - t0
             try:
-                outcome = results.recv()
+                *outcome, took_there = results.recv()
             except EOFError:
                 fail("the process running gather died without a result (read the traceback)")
+            outcome = tuple(outcome)
     finally:
         for w in writers:
             w.close()
+        for _, control in flooders.values():
+            control.close()
         stop_processes([child], timeout=0.5 if outcome is None else 5)
+        stop_processes([flooder for flooder, _ in flooders.values()], timeout=0.5)
         results.close()
-    return outcome, took, sent, last_close
+    return outcome, took, sent, last_close, took_there
 
 
 def _in_thread(func: Any, *args: Any) -> Any:
@@ -311,7 +364,8 @@ def check_gather(gather: Any, *, timeout: float = 3.0) -> None:
     The learner's ``gather`` runs in a spawned child, on the reading ends of three pipes.
     Run 1: messages arrive 0.15 s apart in a scripted order, then every sender closes long
     before the deadline: all messages in arrival order, ``still_open == 0``, returned at
-    once. Run 2: one sender closes, one keeps sending every 0.15 s, one stays silent:
+    once. Run 2: one sender closes, one keeps sending without a pause (from a process of its
+    own), one stays silent:
     gather must return at the deadline (not later, not much sooner) with what arrived,
     in order, and ``still_open == 2``. The two runs go on side by side.
     """
@@ -328,18 +382,21 @@ def check_gather(gather: Any, *, timeout: float = 3.0) -> None:
     schedule += [(1.1, "close", index, None) for index in range(3)]
     where = "with three senders that all closed after 1.1 s (deadline 8 s)"
     d = GATHER_DEADLINE
-    # Nothing arrives during the first 0.7 s: the deadline counts from the call.
-    schedule2 = [(0.7, "send", 0, "x1"), (0.8, "send", 0, "x2"), (0.9, "close", 0, None)]
-    schedule2 += [(0.75 + 0.15 * i, "send", 1, f"t{i}") for i in range(int((d + 1.2) / 0.15))]
+    # Nothing arrives during the first 0.7 s: the deadline counts from the call. From 0.8 s
+    # on, pipe 0 never stops: messages are always waiting, right up to the deadline and on;
+    # meanwhile pipe 2 gets a message every 0.15 s. (Pipe 1's one message is sent before
+    # pipe 2's, so a reader that finds both ready reads them in the order they arrived.)
+    schedule2 = [(0.7, "send", 1, "z1"), (0.9, "close", 1, None), (0.8, "flood", 0, d + 0.4)]
+    schedule2 += [(0.75 + 0.15 * i, "send", 2, f"x{i}") for i in range(int((d + 0.45) / 0.15))]
     schedule2.sort(key=lambda event: event[0])
     second = _in_thread(_gather_run, learner, schedule2, d)  # runs meanwhile
     try:
-        outcome, took, _, last_close = _gather_run(learner, schedule, 8.0)
+        outcome, took, _, last_close, _ = _gather_run(learner, schedule, 8.0)
     finally:
-        outcome2, took2, sent2, _ = second()
+        outcome2, _, sent2, _, took2 = second()
     expect(
         outcome is not None,
-        f"gather did not return {where} within 2 s of the last close, so the check stopped "
+        f"gather did not return {where} within 2.5 s of the last close, so the check stopped "
         "it: on EOFError, drop that connection, and return when none is left",
     )
     messages, still_open = _unpack(outcome, where)
@@ -362,11 +419,14 @@ def check_gather(gather: Any, *, timeout: float = 3.0) -> None:
     )
 
     # Run 2: two senders never close before the deadline.
-    where = f"with a deadline of {d} s, one sender sending every 0.15 s and one silent"
+    where = (
+        f"with a deadline of {d} s, one sender sending without a pause, one every 0.15 s, "
+        "and one that closed"
+    )
     outcome, took, sent = outcome2, took2, sent2
     expect(
         outcome is not None,
-        f"gather did not return {where} within {d + 0.5:.1f} s: stop at the deadline, counted "
+        f"gather did not return {where} within {d + 1.0:.1f} s: stop at the deadline, counted "
         "from the call, however often messages keep arriving",
     )
     messages, still_open = _unpack(outcome, where)
@@ -380,17 +440,22 @@ def check_gather(gather: Any, *, timeout: float = 3.0) -> None:
         f"{where}: gather returned {took - d:.1f} s after the deadline: the deadline counts "
         "from the call, not from the last message (give wait() only the time that is left)",
     )
+    flooded = [isinstance(msg, str) and msg.startswith("f") for msg in messages]
+    flood = [msg for msg, f in zip(messages, flooded, strict=True) if f]
+    others = [msg for msg, f in zip(messages, flooded, strict=True) if not f]
     order = [msg for _, msg in sent]
-    expect(
-        messages == order[: len(messages)],
-        f"{where}: expected the messages in the order they arrived, a prefix of "
-        f"{order[:6]}..., got {messages[:6]}",
-    )
     due = [msg for at, msg in sent if at < d - 0.3]
     expect(
-        len(messages) >= len(due),
-        f"{where}: {len(due)} messages had been sent well before the deadline, you returned "
-        f"{len(messages)}",
+        others == order[: len(others)] and flood == [f"f{i}" for i in range(len(flood))],
+        f"{where}: expected the messages in the order they arrived: a prefix of {order[:4]}... "
+        f"and 'f0', 'f1', ... from the busy sender; got {messages[:6]}"
+        f"{'...' if len(messages) > 6 else ''}",
+    )
+    expect(
+        len(others) >= len(due) and bool(flood),
+        f"{where}: you returned {len(flood)} of the busy sender's messages and {others} of the "
+        f"others', though {due} were sent well before the deadline: read whichever "
+        "connection is ready, not one connection until it goes quiet",
     )
     expect(
         still_open == 2,

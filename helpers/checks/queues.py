@@ -64,7 +64,9 @@ def _judge_gather(outcome: dict[str, Any], expected: Counter, timeout: float, wh
 # ---- Exercise 1 ---------------------------------------------------------------------------
 
 # Each scenario: (what it tries, [(kind, name, count, seconds), ...], wait until all exited?)
-# kind "ok" runs produce_then_sentinel, "crash" runs produce_then_crash (no sentinel).
+# kind "ok" runs produce_then_sentinel, "crash" runs produce_then_crash (no sentinel),
+# "linger" runs produce_then_linger (its None, then ``seconds`` more alive: gather must not
+# wait for it to end).
 GATHER_SCENARIOS = (
     (
         "three producers, one of which crashes before its None",
@@ -78,10 +80,15 @@ GATHER_SCENARIOS = (
         False,
     ),
     (
-        "producers that had all ended (one crashed before sending anything) before gather was "
-        "called",
-        (("ok", "D", 5, 0.0), ("crash", "E", 0, 0.0)),
+        "producers that had all ended (one crashed before sending anything; two sent the same "
+        "items) before gather was called",
+        (("ok", "D", 5, 0.0), ("ok", "D", 3, 0.0), ("crash", "E", 0, 0.0)),
         True,
+    ),
+    (
+        "two producers that send their None and then stay alive for 4 s",
+        (("linger", "L", 3, 4.0), ("linger", "M", 0, 4.0)),
+        False,
     ),
 )
 
@@ -91,11 +98,15 @@ GATHER_LATENESS = 1.5
 
 def _start_producers(q: Any, plan: Any) -> list[Any]:
     procs = []
-    for kind, name, count, seconds in plan:
-        target = queues.produce_then_sentinel if kind == "ok" else queues.produce_then_crash
+    targets = {
+        "ok": queues.produce_then_sentinel,
+        "crash": queues.produce_then_crash,
+        "linger": queues.produce_then_linger,
+    }
+    for k, (kind, name, count, seconds) in enumerate(plan):
         procs.append(
             multiprocessing.Process(
-                target=target, args=(q, name, count, seconds), name=f"producer {name}"
+                target=targets[kind], args=(q, name, count, seconds), name=f"producer {k} {name}"
             )
         )
     for p in procs:
@@ -190,7 +201,10 @@ def check_gather(gather: Any, *, timeout: float = 6.0) -> None:
         for run in runs:
             if run["stop"] is not None:
                 run["stop"].set()
-        stop_processes([p for run in runs for p in run.get("procs", [])], timeout=3.0)
+        # Every verdict is settled by now (the moments the producers ended were recorded
+        # above): stop whichever producers are still running (pausing, lingering, or stuck
+        # with items nobody read) instead of waiting for them.
+        stop_processes([p for run in runs for p in run.get("procs", [])], timeout=0.3)
         for run in runs:
             run["q"].cancel_join_thread()
             run["q"].close()
@@ -206,6 +220,16 @@ def check_gather(gather: Any, *, timeout: float = 6.0) -> None:
             )
         _judge_gather(outcome, expected, timeout, where)
         ended = run["ended_before_return"]
+        lingered = [
+            p.name
+            for p, (kind, *_) in zip(run["procs"], plan, strict=True)
+            if kind == "linger" and p.name in ended
+        ]
+        expect(
+            not lingered,
+            f"{where}: gather returned only after the producer that had sent its None ended "
+            "too; a producer is done with you at its None, even if its process goes on",
+        )
         if not run["first"] and len(ended) == len(plan):
             late = run["returned"] - max(ended.values())
             expect(
@@ -223,7 +247,7 @@ def check_gather(gather: Any, *, timeout: float = 6.0) -> None:
 
 # (sizes, n_workers) tried in turn; blocks of 100 kB and more don't fit into a queue's pipe.
 BLOCK_CASES = (
-    ([300_000, 7, 150_000, 0, 120_000, 3, 64], 2),
+    ([300_000, 7, 150_000, 0, 120_000, 7, 64], 3),
     ([], 1),
 )
 
