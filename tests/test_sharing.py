@@ -337,8 +337,8 @@ def test_check_claim_passes_right_answers(capsys):
         (claim_peek_then_delete, "more than one call"),
         (claim_split_lock, "let the lock go|raised IndexError"),
         (claim_no_owner, "owners should map"),
-        (claim_keeps_the_lock, "did not finish|lock was still held"),
-        (claim_never_removes, "todo still holds"),
+        (claim_keeps_the_lock, "did not finish|lock (was )?still held"),
+        (claim_never_removes, "todo still (holds|held)"),
         (None, "define the function"),
     ],
 )
