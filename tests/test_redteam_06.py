@@ -474,6 +474,20 @@ def h_add_at_local_then_copy(name, shape, row, values):
         shm.close()
 
 
+def h_np_only_in_comprehension(name, shape, row, values):
+    for v in values:
+        if not 0 <= v < shape[1]:
+            raise ValueError(f"{v!r} is not a bin")
+    shm = shared_memory.SharedMemory(name=name)
+    try:
+        # np appears only inside the comprehension: its own code object before Python 3.12
+        views = [np.ndarray(shape, dtype=np.int64, buffer=shm.buf) for _ in range(1)]
+        views[0][row] = [values.count(b) for b in range(shape[1])]
+        del views
+    finally:
+        shm.close()
+
+
 HIST_WRONG = [
     pytest.param(h_skeleton, id="skeleton"),
     pytest.param(h_never_closes, id="never-closes"),
@@ -499,6 +513,7 @@ HIST_RIGHT = [
     pytest.param(h_counter_loop, id="counter-loop-closing"),
     pytest.param(h_add_at_local_then_copy, id="add-at-frombuffer"),
     pytest.param(h_message_in_parentheses_period, id="value-in-parentheses"),
+    pytest.param(h_np_only_in_comprehension, id="np-only-in-comprehension"),
 ]
 
 

@@ -8,6 +8,7 @@ learner's notebook functions are; the checks run them here, in threads and in pr
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import threading
 import time
 import urllib.parse
@@ -454,3 +455,14 @@ def test_polite_download_rejects(answer):
 @pytest.mark.parametrize("answer", DL_RIGHT)
 def test_polite_download_accepts(answer):
     check.check_polite_download(answer)
+
+
+def test_polite_download_accepts_a_submodule_under_spawn():
+    """`import urllib.parse` binds only `urllib`: a spawned child must import the submodule
+    too (under fork the child inherits it, so only spawn shows the difference)."""
+    before = multiprocessing.get_start_method()
+    multiprocessing.set_start_method("spawn", force=True)
+    try:
+        check.check_polite_download(d_try_finally_urlsplit)
+    finally:
+        multiprocessing.set_start_method(before, force=True)
