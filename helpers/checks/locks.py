@@ -171,8 +171,11 @@ def check_pay(func: Any, times: int = 1000) -> None:
     """Check ``pay(balances, account_locks, src, dsts, amount)``: ``amount`` from ``src`` to
     each account in ``dsts``, as one step. In one thread first, with locks that log: every
     read and write happens with the lock of every account involved held, each lock taken
-    once, in one global order, and released. Then three processes paying each other in
-    overlapping circles with real locks: no money lost, no deadlock."""
+    once and released, and the calls wait for locks in orders that one global order fits
+    (any order; a non-blocking attempt that backs off is fine). In the last call one lock is
+    busy at the first attempt that may give up, as if another process held it. Then three
+    processes paying each other in overlapping circles with real locks: no money lost, no
+    deadlock."""
     require_function(func)
     values = [100, 100, 100, 100]
     order = _LockOrder()
