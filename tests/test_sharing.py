@@ -337,8 +337,8 @@ def test_check_claim_passes_right_answers(capsys):
         (claim_peek_then_delete, "more than one call"),
         (claim_split_lock, "let the lock go|raised IndexError"),
         (claim_no_owner, "owners should map"),
-        (claim_keeps_the_lock, "did not finish|lock was still held"),
-        (claim_never_removes, "todo still holds"),
+        (claim_keeps_the_lock, "did not finish|lock (was )?still held"),
+        (claim_never_removes, "todo still (holds|held)"),
         (None, "define the function"),
     ],
 )
@@ -486,7 +486,7 @@ def test_check_histogram_passes_right_answers(capsys):
     [
         (histogram_skeleton, "all zeros"),
         (histogram_local, "all zeros"),
-        (histogram_row_zero, r"row \d should hold"),
+        (histogram_row_zero, r"row \d should hold|say which value"),
         (histogram_unlinks, "unlink"),
         (histogram_uses_a_variable, "no variables"),
         (histogram_no_close, "closed 0"),

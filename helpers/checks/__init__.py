@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import queue
+import sys
 import textwrap
 import threading
 import time
@@ -97,6 +98,16 @@ def _importable(value: Any) -> bool:
     return bool(module) and module not in ("__main__", "builtins") and "<" not in qualname
 
 
+def _names_used(code: types.CodeType) -> set[str]:
+    """The global and attribute names ``code`` uses, including in its comprehensions and
+    nested functions (their own code objects before Python 3.12)."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names_used(const)
+    return names
+
+
 def call_with_timeout(func: Any, args: tuple, timeout: float) -> dict[str, Any]:
     """Run ``func(*args)`` in a daemon thread for at most ``timeout`` seconds.
 
@@ -140,15 +151,23 @@ class LearnerFunction:
             raise ValueError(f"cannot read the source of {func.__name__}: {exc}") from None
         self.name = func.__name__
         self.source = textwrap.dedent(source)
+        names = _names_used(func.__code__)
         self.modules = {
             name: value.__name__
             for name, value in func.__globals__.items()
-            if isinstance(value, types.ModuleType) and name in func.__code__.co_names
+            if isinstance(value, types.ModuleType) and name in names
         }
+        # `import urllib.parse` binds `urllib`; a fresh child must import `urllib.parse` too.
+        self.submodules = sorted(
+            loaded
+            for loaded in list(sys.modules)
+            for module in set(self.modules.values())
+            if loaded.startswith(module + ".") and set(loaded.split(".")[1:]) <= names
+        )
         self.imported = {
             name: (value.__module__, value.__qualname__)
             for name, value in func.__globals__.items()
-            if name in func.__code__.co_names and _importable(value)
+            if name in names and _importable(value)
         }
         self._func: Any = None
 
@@ -158,6 +177,7 @@ class LearnerFunction:
             "source": self.source,
             "modules": self.modules,
             "imported": self.imported,
+            "submodules": self.submodules,
             "_func": None,
         }
 
@@ -166,6 +186,8 @@ class LearnerFunction:
             import importlib
 
             namespace: dict[str, Any] = {"__name__": "__learner__"}
+            for submodule in getattr(self, "submodules", []):
+                importlib.import_module(submodule)
             for alias, module in self.modules.items():
                 namespace[alias] = importlib.import_module(module)
             for alias, (module, qualname) in getattr(self, "imported", {}).items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import threading
 import time
 from typing import Any
@@ -12,7 +13,6 @@ from helpers.checks import (
     ExerciseFailed,
     LearnerFunction,
     call_with_timeout,
-    collect,
     expect,
     fail,
     passed,
@@ -23,16 +23,67 @@ from helpers.checks import (
 __all__ = ["check_pay", "check_polite_download"]
 
 
+class _LockOrder:
+    """What the account locks of ``check_pay`` saw, over all the calls the check makes.
+
+    Every time a call *waits* for a lock (a blocking ``acquire``) while it holds others, each
+    held lock must come before the awaited one in some order that all calls agree on. The
+    edges ``held -> awaited`` of all calls together must therefore have no cycle: a cycle is
+    two (or more) payments that can each hold what the other waits for. A non-blocking
+    attempt (``block=False``) never waits, so it adds no edge: backing off is fine.
+    """
+
+    def __init__(self) -> None:
+        self.edges: dict[tuple[int, int], tuple[str, list[int]]] = {}  # edge -> (call, log)
+        self.holding: list[int] = []
+        self.log: list[int] = []  # the locks the current call waited for, in order
+        self.new: list[tuple[int, int]] = []
+
+    def start(self) -> None:
+        self.holding, self.log, self.new = [], [], []
+
+    def waited(self, index: int) -> None:
+        self.log.append(index)
+        for held in self.holding:
+            if (held, index) not in self.edges and (held, index) not in self.new:
+                self.new.append((held, index))
+
+    def _path(self, start: int, goal: int) -> list[tuple[int, int]] | None:
+        """Edges of a path start -> ... -> goal among the recorded edges, or None."""
+        seen, todo = {start}, [(start, [])]
+        while todo:
+            node, path = todo.pop()
+            if node == goal:
+                return path
+            for a, b in self.edges:
+                if a == node and b not in seen:
+                    seen.add(b)
+                    todo.append((b, [*path, (a, b)]))
+        return None
+
+    def conflict(self, call: str) -> tuple[str, list[int]] | None:
+        """Record this call's edges; return (call, log) of an earlier call whose order no
+        single order fits together with this one's, or None."""
+        for a, b in self.new:
+            path = self._path(b, a)
+            if path:
+                return self.edges[path[0]]
+        for edge in self.new:
+            self.edges[edge] = (call, list(self.log))
+        return None
+
+
 class _AccountLock:
     """Stands in for one account's ``multiprocessing.Lock``: logs acquisitions, never hangs.
 
     The check calls the learner's function in one thread, so taking a lock that is
     already held can only mean it was taken twice or never released: that fails at once
-    instead of blocking for ever.
+    instead of blocking for ever. With ``busy``, the first attempt that is allowed to give up
+    (``block=False`` or a timeout) fails, as it would while another process holds the lock.
     """
 
-    def __init__(self, index: int, log: list[int]) -> None:
-        self.index, self.log, self.held = index, log, False
+    def __init__(self, index: int, order: _LockOrder, busy: bool = False) -> None:
+        self.index, self.order, self.held, self.busy = index, order, False, busy
 
     def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
         if self.held:
@@ -40,14 +91,20 @@ class _AccountLock:
                 f"account_locks[{self.index}] was taken while already held (taken twice, or "
                 "never released by an earlier call): a Lock would wait for ever here"
             )
+        if self.busy and (not block or timeout is not None):
+            self.busy = False  # another process held it until this attempt gave up
+            return False
+        if block:
+            self.order.waited(self.index)
         self.held = True
-        self.log.append(self.index)
+        self.order.holding.append(self.index)
         return True
 
     def release(self) -> None:
         if not self.held:
             raise ValueError("release of an unlocked lock")
         self.held = False
+        self.order.holding.remove(self.index)
 
     def __enter__(self) -> bool:
         return self.acquire()
@@ -89,14 +146,17 @@ def _pay_many(
         pay(balances, account_locks, src, dsts, 1)
 
 
-# (src, dsts, amount): payees out of order, a payee twice, nobody, oneself, amount 0.
+# (src, dsts, amount): payees out of order, a payee twice, nobody, oneself, amount 0; and
+# last the first one again, with a lock that is busy when first tried without waiting.
 PAY_CASES = [
     (1, [2, 0], 5),
     (3, [1, 1, 0], 2),
     (0, [], 7),
     (2, [2, 3], 4),
     (0, [3], 0),
+    (1, [2, 0], 3),
 ]
+BUSY_CASE = len(PAY_CASES) - 1
 
 
 def _expected_after(values: list[int], src: int, dsts: list, amount: int) -> list[int]:
@@ -111,13 +171,18 @@ def check_pay(func: Any, times: int = 1000) -> None:
     """Check ``pay(balances, account_locks, src, dsts, amount)``: ``amount`` from ``src`` to
     each account in ``dsts``, as one step. In one thread first, with locks that log: every
     read and write happens with the lock of every account involved held, each lock taken
-    once, in one global order, and released. Then three processes paying each other in
-    overlapping circles with real locks: no money lost, no deadlock."""
+    once and released, and the calls wait for locks in orders that one global order fits
+    (any order; a non-blocking attempt that backs off is fine). In the last call one lock is
+    busy at the first attempt that may give up, as if another process held it. Then three
+    processes paying each other in overlapping circles with real locks: no money lost, no
+    deadlock."""
     require_function(func)
     values = [100, 100, 100, 100]
-    for src, dsts, amount in PAY_CASES:
-        log: list[int] = []
-        account_locks = [_AccountLock(i, log) for i in range(len(values))]
+    order = _LockOrder()
+    for case, (src, dsts, amount) in enumerate(PAY_CASES):
+        order.start()
+        busy = sorted({src, *dsts})[1] if case == BUSY_CASE else None
+        account_locks = [_AccountLock(i, order, i == busy) for i in range(len(values))]
         involved = {src, *dsts}
         balances = _WatchedBalances(values, account_locks, involved if dsts else set())
         call = f"{func.__name__}(balances, account_locks, src={src}, dsts={dsts}, amount={amount})"
@@ -136,14 +201,22 @@ def check_pay(func: Any, times: int = 1000) -> None:
             not balances.unlocked,
             f"{call} read or wrote balances{sorted(balances.unlocked)} while not holding the "
             f"locks of all the accounts it involves ({sorted(involved)}): hold them all, from "
-            "the first change to the last, so nobody sees half a payment",
+            "the first change to the last, so nobody sees half a payment"
+            + (
+                " (here a lock was busy: an acquire that gives up returns False, and then "
+                "you don't hold it)"
+                if case == BUSY_CASE
+                else ""
+            ),
         )
-        expect(
-            log == sorted(set(log)),
-            f"{call} took the locks in the order {log}: take each account's lock once, "
-            "always in one order that every process agrees on, or two payments can "
-            "deadlock (section 6)",
-        )
+        other = order.conflict(call)
+        if other is not None:
+            fail(
+                f"{call} waited for the locks in the order {order.log}, and {other[0]} in the "
+                f"order {other[1]}: no one order fits both, so two payments at the same time "
+                "can each hold a lock the other waits for and deadlock. Take each account's "
+                "lock once, always in one order that every process agrees on (section 6)"
+            )
         held = [lock.index for lock in account_locks if lock.held]
         expect(not held, f"{call} returned still holding account_locks{held}: release them")
         values = expected
@@ -183,8 +256,11 @@ HOSTS = {"example.org": "e", "python.org": "p"}  # host -> first letter of its p
 
 
 def _urls(per_host: int) -> list[str]:
+    """Pages e0, p0, e1, ...; every other one deeper in its site (the host is split("/")[2])."""
     return [
-        f"https://{host}/{letter}{i}" for i in range(per_host) for host, letter in HOSTS.items()
+        f"https://{host}/{'docs/v2/' if i % 2 else ''}{letter}{i}"
+        for i in range(per_host)
+        for host, letter in HOSTS.items()
     ]
 
 
@@ -248,9 +324,16 @@ def _run_threads(func: Any, urls: list[str], limit: int, seconds_allowed: float)
     )
     for host, sem in limits.items():
         free = [sem.acquire(blocking=False) for _ in range(limit)]
-        for got in free:
+        extra = all(free) and sem.acquire(blocking=False)
+        for got in [*free, extra]:
             if got:
                 sem.release()
+        expect(
+            not extra,
+            f"after every download, {host} had more than its {limit} places: a place was "
+            "given back more often than it was taken. Release once per acquire, on every "
+            "path (`with` does exactly that)",
+        )
         expect(
             all(free),
             f"after every download, only {sum(free)} of {host}'s {limit} places were free: "
@@ -258,6 +341,25 @@ def _run_threads(func: Any, urls: list[str], limit: int, seconds_allowed: float)
             "(`with`, or `finally`)",
         )
     return list(sink)
+
+
+def _collect_while_alive(q: Any, n: int, procs: list, timeout: float) -> list:
+    """Up to ``n`` items from ``q`` within ``timeout`` s; stop early once every process in
+    ``procs`` has exited and nothing more arrives, so a crashed worker fails fast."""
+    got: list = []
+    deadline = time.monotonic() + timeout
+    quiet_since = None
+    while len(got) < n and time.monotonic() < deadline:
+        try:
+            got.append(q.get(timeout=0.1))
+            quiet_since = None
+        except queue.Empty:
+            if any(p.is_alive() for p in procs):
+                continue
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since > 0.5:  # all exited; a last item had time
+                break
+    return got
 
 
 def check_polite_download(func: Any, limit: int = 2, per_host: int = 4) -> None:
@@ -281,7 +383,8 @@ def check_polite_download(func: Any, limit: int = 2, per_host: int = 4) -> None:
     expect(
         timeline.max_overlap(sink) > limit,
         f"never more than {limit} downloads ran at once in all: the two hosts waited for each "
-        "other. Take the semaphore of the url's own host, not one for everything",
+        "other. Take the semaphore of the url's own host, not one for everything, and one "
+        "place per download",
     )
 
     limits = {host: multiprocessing.Semaphore(1) for host in HOSTS}
@@ -291,9 +394,15 @@ def check_polite_download(func: Any, limit: int = 2, per_host: int = 4) -> None:
     workers = [multiprocessing.Process(target=worker, args=(limits, url, spans)) for url in urls]
     for p in workers:
         p.start()
-    got = collect(spans, len(urls), timeout=30)
+    got = _collect_while_alive(spans, len(urls), workers, timeout=30)
     stop_processes(workers, 10 * len(workers))
-    expect(len(got) == len(urls), f"only {len(got)} of {len(urls)} processes delivered a span")
+    codes = [p.exitcode for p in workers]
+    expect(
+        len(got) == len(urls),
+        f"only {len(got)} of {len(urls)} processes delivered a span (exit codes {codes}; a "
+        "traceback above says why). In a process, your function knows the modules the "
+        "notebook imported, but no other variables of the notebook",
+    )
     overlap = _per_host_overlap(got)
     expect(
         max(overlap.values()) <= 1,

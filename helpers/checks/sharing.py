@@ -167,6 +167,13 @@ def _split_steps() -> int:
     return _SERVED_TODO.split if _SERVED_TODO is not None else 0
 
 
+class _Probe:
+    """Served by the check's manager: lets a worker read todo without the rendezvous."""
+
+    def left(self) -> list:
+        return _todo_left()
+
+
 def _lock_held() -> bool:
     return _SERVED_LOCK is not None and _SERVED_LOCK.held()
 
@@ -178,6 +185,7 @@ class _ClaimManager(BaseManager):
 _ClaimManager.register("Lock", _make_lock, proxytype=AcquirerProxy)
 _ClaimManager.register("Todo", _make_todo, proxytype=ListProxy)
 _ClaimManager.register("dict", dict, proxytype=DictProxy)
+_ClaimManager.register("Probe", _Probe)
 _ClaimManager.register("lock_held", _lock_held)
 _ClaimManager.register("todo_left", _todo_left)
 _ClaimManager.register("split_steps", _split_steps)
@@ -186,8 +194,10 @@ _ClaimManager.register("split_steps", _split_steps)
 def _watch_handles() -> dict[str, int]:
     """In a worker: count the ``SharedMemory`` handles the worker's code opens and closes.
 
-    Returns the dict the counts go to. Calls made by ``SharedMemory.__del__`` (when a handle
-    is garbage-collected) are not counted: the worker must close on purpose.
+    Returns the dict the counts go to. Only a ``close()`` that worked counts (one that raised
+    BufferError, even if the worker swallowed it, left the handle open), and calls made by
+    ``SharedMemory.__del__`` (when a handle is garbage-collected) don't: the worker must close
+    on purpose.
     """
     counts = {"opened": 0, "closed": 0}
     original_init = shared_memory.SharedMemory.__init__
@@ -198,9 +208,10 @@ def _watch_handles() -> dict[str, int]:
         counts["opened"] += 1
 
     def close(self: Any) -> None:
-        if sys._getframe(1).f_code.co_name != "__del__":
-            counts["closed"] += 1
+        on_purpose = sys._getframe(1).f_code.co_name != "__del__"
         original_close(self)
+        if on_purpose:
+            counts["closed"] += 1
 
     shared_memory.SharedMemory.__init__ = init  # type: ignore[method-assign]
     shared_memory.SharedMemory.close = close  # type: ignore[method-assign]
@@ -311,17 +322,25 @@ class _PatientLock:
 def _first_call(func: Any) -> dict[str, Any]:
     """Call ``func`` once on plain local objects, in a thread, before starting any process:
     an answer that does nothing is turned down at once."""
-    todo, owners = ["a", "b"], {}
-    outcome = call_with_timeout(func, (todo, owners, _PatientLock(), "w0"), 2)
-    outcome.update(todo=todo, owners=owners)
+    todo, owners, lock = ["a", "b"], {}, _PatientLock()
+    outcome = call_with_timeout(func, (todo, owners, lock, "w0"), 2)
+    outcome.update(todo=todo, owners=owners, lock=lock)
     return outcome
 
 
 def _claim_until_none(
-    func: Any, todo: Any, owners: Any, lock: Any, worker: str, limit: int, start: Any, conn: Any
+    func: Any,
+    todo: Any,
+    owners: Any,
+    lock: Any,
+    worker: str,
+    limit: int,
+    start: Any,
+    probe: Any,
+    conn: Any,
 ) -> None:
     """Worker: call ``func`` until it returns None (at most ``limit`` times); send back
-    ("ok", jobs) or (error type, message)."""
+    ("ok", jobs, what todo held when it returned None) or (error type, message)."""
     try:
         start.wait(timeout=TIMEOUT)
         jobs = []
@@ -333,7 +352,7 @@ def _claim_until_none(
         else:
             conn.send(("endless", jobs))
             return
-        conn.send(("ok", jobs))
+        conn.send(("ok", jobs, probe.left()))
     except BaseException as exc:  # report anything, so nothing reaches the child's stderr
         conn.send((type(exc).__name__, str(exc)))
     finally:
@@ -349,13 +368,14 @@ def _run_claimers(learner: LearnerFunction, jobs: list[str], n_workers: int) -> 
         todo = manager.Todo(list(jobs))
         owners = manager.dict()
         start = ctx.Barrier(n_workers)
+        probe = manager.Probe()
         workers, reports = [], {}
         deadline = time.monotonic() + TIMEOUT
         try:
             for i in range(n_workers):
                 receiver, sender = ctx.Pipe(duplex=False)
                 name = f"worker-{i}"
-                args = (learner, todo, owners, lock, name, len(jobs) + 3, start, sender)
+                args = (learner, todo, owners, lock, name, len(jobs) + 3, start, probe, sender)
                 proc = ctx.Process(target=_claim_until_none, args=args)
                 proc.start()
                 sender.close()
@@ -398,17 +418,39 @@ def check_claim(func: Any) -> None:
     if "error" in first:
         error = first["error"]
         fail(f"claim(['a', 'b'], {{}}, lock, 'w0') raised {type(error).__name__}: {error}")
-    if not first:
+    if "value" not in first:
         fail("claim(['a', 'b'], {}, lock, 'w0') did not return within 2 s")
     if first["value"] is None:
         fail(
             "claim returned None although jobs were left: None means 'nothing left'. Take one "
             "job out of todo, note its owner and return the job."
         )
+    released = "every other worker would wait for ever. Release it on every path (with lock:)"
+    expect(
+        first["lock"].acquire(False),
+        f"claim(['a', 'b'], {{}}, lock, 'w0') returned with the lock still held: {released}",
+    )
+    first["lock"].release()
+    lock = _PatientLock()
+    empty = call_with_timeout(func, ([], {}, lock, "w0"), 2)
+    if "error" in empty:
+        error = empty["error"]
+        fail(f"claim([], {{}}, lock, 'w0') raised {type(error).__name__}: {error}")
+    if not empty:
+        fail("claim([], {}, lock, 'w0') did not return within 2 s")
+    expect(
+        empty["value"] is None,
+        f"claim([], {{}}, lock, 'w0') returned {empty['value']!r}: with todo empty, return None",
+    )
+    expect(
+        lock.acquire(False),
+        f"claim([], {{}}, lock, 'w0') returned None with the lock still held: {released}",
+    )
+    lock.release()
     for jobs, n_workers in ((JOBS_TWO_WORKERS, 2), (JOBS_THREE_WORKERS, 3)):
         outcome = _run_claimers(learner, jobs, n_workers)
         setting = f"{n_workers} workers, {len(jobs)} job(s)"
-        for name, (kind, detail) in sorted(outcome["reports"].items()):
+        for name, (kind, detail, *_) in sorted(outcome["reports"].items()):
             if kind == "endless":
                 fail(
                     f"{setting}: claim kept returning jobs after all {len(jobs)} were taken "
@@ -420,13 +462,21 @@ def check_claim(func: Any) -> None:
                     "changed todo between this worker's look at it and its take: make those "
                     "one step that no other worker can get between."
                 )
+        for name, (_, _, *rest) in sorted(outcome["reports"].items()):
+            if rest and rest[0]:
+                fail(
+                    f"{setting}: claim returned None in {name} while todo still held "
+                    f"{rest[0]}: None means 'no job is left', and that worker stopped with "
+                    "work to do. Return None only when todo is empty (another worker "
+                    "getting in between is no reason), and make looking and taking one step."
+                )
         expect(
             not outcome["split"],
             f"{setting}: claim looked at todo while holding the lock, let the lock go, and "
             "took it again to change todo: another worker can get in between. Look and take "
             "in one `with lock:` block.",
         )
-        got = [job for _, jobs_got in outcome["reports"].values() for job in jobs_got]
+        got = [job for _, jobs_got, *_ in outcome["reports"].values() for job in jobs_got]
         twice = sorted({job for job in got if got.count(job) > 1}, key=repr)
         if twice:
             fail(
@@ -447,7 +497,9 @@ def check_claim(func: Any) -> None:
             f"{setting}: todo still holds {outcome['left']} after every job was returned: "
             "remove the job you take from todo",
         )
-        want = {job: name for name, (_, jobs_got) in outcome["reports"].items() for job in jobs_got}
+        want = {
+            job: name for name, (_, jobs_got, *_) in outcome["reports"].items() for job in jobs_got
+        }
         expect(
             outcome["owners"] == want,
             f"{setting}: owners should map each job to the worker that got it, {want}, got "
@@ -466,7 +518,10 @@ def check_claim(func: Any) -> None:
 
 # Each case: (shape, the values of each row, the bad value in each row or None). The
 # workers of one case run at once; rows with a bad value must stay untouched.
+# Two shapes, so that an answer written for one shape fails the other; the small one first,
+# so most wrong answers are turned down after starting two processes, not five.
 HISTOGRAM_CASES = (
+    ((2, 3), ([2, 0, 2, 2], [0, 1, 3]), (None, 3)),
     (
         (5, 8),
         ([0, 1, 1, 2, 3, 3, 3, 7, 7, 5], [4, 4, 4, 4, 0, 6, 6, 2], [1, 2, 8, 3], [], [5, -2]),
@@ -527,8 +582,13 @@ def _histogram_case(
                 kind == "ValueError",
                 f"{call} should raise ValueError: {value} is not a bin of 0..{n_bins - 1}",
             )
+            # Find the value as a number of its own: not in a copy of the shape or of the
+            # whole chunk, and a NumPy integer (np.int64(8) in NumPy 2) counts as the number.
+            plain = re.sub(r"\b(?:np|numpy)\.u?int\d*\((-?\d+)\)", r"\1", message)
+            for shown in (str(shape), str(list(chunk)), str(tuple(chunk))):
+                plain = plain.replace(shown, " ")
             expect(
-                re.search(rf"(?<![\w.(-]){value}(?![\w.,)])", message) is not None,
+                re.search(rf"(?<![\w.-]){value}(?!\w|\.\d)", plain) is not None,
                 f"{call} raised ValueError({message!r}); say which value is out of range "
                 f"({value}), so whoever reads the error can find it",
             )
@@ -551,26 +611,27 @@ def _histogram_first_call(func: Any) -> None:
     import numpy as np
 
     shape, values = (2, 8), [1, 3, 3]
-    shm = shared_memory.SharedMemory(create=True, size=shape[0] * shape[1] * 8)
-    try:
-        counts = np.ndarray(shape, dtype=np.int64, buffer=shm.buf)
-        counts[:] = 0
-        outcome = call_with_timeout(func, (shm.name, shape, 1, values), 2)
-        wrote = counts.copy()
-        del counts
-    finally:
-        shm.close()
-        try:
-            shm.unlink()
-        except FileNotFoundError:
-            fail("histogram_into unlinked the block: a worker only close()s its handle")
-    error = outcome.get("error")
-    problem = f"raised {type(error).__name__}: {error}" if error is not None else ""
-    # Drop the learner's frame (held by the error's traceback) here, where a handle it left
-    # with a live view can't print "Exception ignored in SharedMemory.__del__" later.
+    # A handle the learner's code leaves with a live view fails in SharedMemory.__del__
+    # ("Exception ignored ..."), when the call returns or when the learner's frame (held by
+    # an error's traceback) is dropped below: the workers' count reports it instead.
     hook = sys.unraisablehook
     sys.unraisablehook = lambda unraisable: None
     try:
+        shm = shared_memory.SharedMemory(create=True, size=shape[0] * shape[1] * 8)
+        try:
+            counts = np.ndarray(shape, dtype=np.int64, buffer=shm.buf)
+            counts[:] = 0
+            outcome = call_with_timeout(func, (shm.name, shape, 1, values), 2)
+            wrote = counts.copy()
+            del counts
+        finally:
+            shm.close()
+            try:
+                shm.unlink()
+            except FileNotFoundError:
+                fail("histogram_into unlinked the block: a worker only close()s its handle")
+        error = outcome.get("error")
+        problem = f"raised {type(error).__name__}: {error}" if error is not None else ""
         del error
         outcome.clear()
         gc.collect()
