@@ -223,8 +223,8 @@ class LearnerFunction:
                     if helper is not None:
                         helpers.append(helper)
                         todo.append((used, helper))
-        # a class's bases must exist before it: define what was found last first
-        self.source = "\n\n".join([*reversed(helpers), textwrap.dedent(source)])
+        self.source = textwrap.dedent(source)
+        self.helpers = helpers[::-1]  # a class's bases must exist before it: last found first
         self._func: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -233,6 +233,7 @@ class LearnerFunction:
             "source": self.source,
             "modules": self.modules,
             "imported": self.imported,
+            "helpers": self.helpers,
             "_func": None,
         }
 
@@ -248,6 +249,11 @@ class LearnerFunction:
                 for part in qualname.split("."):
                     value = getattr(value, part)
                 namespace[alias] = value
+            for helper in getattr(self, "helpers", []):
+                try:  # a name the function merely shares with a notebook helper may not run
+                    exec(compile(helper, f"<exercise {self.name}>", "exec"), namespace)
+                except Exception:
+                    pass
             exec(compile(self.source, f"<exercise {self.name}>", "exec"), namespace)
             self._func = namespace[self.name]
         return self._func(*args, **kwargs)
