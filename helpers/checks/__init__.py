@@ -7,7 +7,9 @@ shows as one line with the hint, not a long traceback.
 
 from __future__ import annotations
 
+import ast
 import inspect
+import linecache
 import queue
 import sys
 import textwrap
@@ -98,14 +100,62 @@ def _importable(value: Any) -> bool:
     return bool(module) and module not in ("__main__", "builtins") and "<" not in qualname
 
 
-def _names_used(code: types.CodeType) -> set[str]:
-    """The global and attribute names ``code`` uses, including in its comprehensions and
-    nested functions (their own code objects before Python 3.12)."""
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _names_used(const)
+def _names_used(value: Any, source: str) -> set[str]:
+    """Global names a function or class may use: its code's names, nested code included."""
+    names: set[str] = set()
+    codes = []
+    if isinstance(value, types.FunctionType):
+        codes.append(value.__code__)
+    while codes:
+        code = codes.pop()
+        names.update(code.co_names)
+        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    try:  # the source also names a class's bases, decorators and class attributes
+        tree = ast.parse(source)
+    except SyntaxError:
+        return names
+    names.update(node.id for node in ast.walk(tree) if isinstance(node, ast.Name))
     return names
+
+
+def _defined_here(value: Any, func: Any, name: str) -> bool:
+    """True for a function or class the notebook defined next to ``func``."""
+    return (
+        isinstance(value, (type, types.FunctionType))
+        and getattr(value, "__module__", None) == func.__module__
+        and getattr(value, "__name__", None) == name
+        and "<" not in getattr(value, "__qualname__", "<")
+    )
+
+
+def _source_of(value: Any) -> str | None:
+    """The source of a notebook function or class, or None if it can't be found."""
+    try:
+        return textwrap.dedent(inspect.getsource(value))
+    except (OSError, TypeError):
+        pass
+    if not isinstance(value, type):
+        return None
+    # A class defined in a notebook cell: find its statement in the cell of one of its methods
+    for member in vars(value).values():
+        member = getattr(member, "__func__", member)
+        code = getattr(member, "__code__", None)
+        if code is None:
+            continue
+        lines = linecache.getlines(code.co_filename)
+        try:
+            tree = ast.parse("".join(lines))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.ClassDef)
+                and node.name == value.__name__
+                and node.lineno <= code.co_firstlineno <= (node.end_lineno or 0)
+            ):
+                start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                return textwrap.dedent("".join(lines[start - 1 : node.end_lineno]))
+    return None
 
 
 def call_with_timeout(func: Any, args: tuple, timeout: float) -> dict[str, Any]:
@@ -137,7 +187,10 @@ class LearnerFunction:
     and re-creates it in the child, so a check can run the learner's worker in a real
     process. Modules the function uses as globals (``time``, ``np``, ...) are imported
     again in the child, and so are functions and classes it uses that were imported from a
-    module (``wait``, ``SharedMemory``, ...); other globals are not available.
+    module (``wait``, ``SharedMemory``, ...), wherever the function uses them (in its own
+    code, or in a comprehension, lambda or nested function inside it). Functions and classes
+    defined in the notebook itself (a helper in the same cell) travel as source too; other
+    globals are not available.
     """
 
     def __init__(self, func: Any):
@@ -150,25 +203,39 @@ class LearnerFunction:
         except (OSError, TypeError) as exc:
             raise ValueError(f"cannot read the source of {func.__name__}: {exc}") from None
         self.name = func.__name__
+        self.modules: dict[str, str] = {}
+        self.imported: dict[str, tuple[str, str]] = {}
+        helpers: list[str] = []  # sources of the notebook's own functions and classes it uses
+        seen = {func.__name__}
+        todo = [(func, textwrap.dedent(source))]
+        all_names: set[str] = set()
+        while todo:
+            value, code = todo.pop()
+            names = _names_used(value, code)
+            all_names |= names
+            for name in sorted(names):
+                if name in seen or name not in func.__globals__:
+                    continue
+                seen.add(name)
+                used = func.__globals__[name]
+                if isinstance(used, types.ModuleType):
+                    self.modules[name] = used.__name__
+                elif _importable(used):
+                    self.imported[name] = (used.__module__, used.__qualname__)
+                elif _defined_here(used, func, name):
+                    helper = _source_of(used)
+                    if helper is not None:
+                        helpers.append(helper)
+                        todo.append((used, helper))
         self.source = textwrap.dedent(source)
-        names = _names_used(func.__code__)
-        self.modules = {
-            name: value.__name__
-            for name, value in func.__globals__.items()
-            if isinstance(value, types.ModuleType) and name in names
-        }
         # `import urllib.parse` binds `urllib`; a fresh child must import `urllib.parse` too.
         self.submodules = sorted(
             loaded
             for loaded in list(sys.modules)
             for module in set(self.modules.values())
-            if loaded.startswith(module + ".") and set(loaded.split(".")[1:]) <= names
+            if loaded.startswith(module + ".") and set(loaded.split(".")[1:]) <= all_names
         )
-        self.imported = {
-            name: (value.__module__, value.__qualname__)
-            for name, value in func.__globals__.items()
-            if name in names and _importable(value)
-        }
+        self.helpers = helpers[::-1]  # a class's bases must exist before it: last found first
         self._func: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -178,6 +245,7 @@ class LearnerFunction:
             "modules": self.modules,
             "imported": self.imported,
             "submodules": self.submodules,
+            "helpers": self.helpers,
             "_func": None,
         }
 
@@ -195,6 +263,11 @@ class LearnerFunction:
                 for part in qualname.split("."):
                     value = getattr(value, part)
                 namespace[alias] = value
+            for helper in getattr(self, "helpers", []):
+                try:  # a name the function merely shares with a notebook helper may not run
+                    exec(compile(helper, f"<exercise {self.name}>", "exec"), namespace)
+                except Exception:
+                    pass
             exec(compile(self.source, f"<exercise {self.name}>", "exec"), namespace)
             self._func = namespace[self.name]
         return self._func(*args, **kwargs)
