@@ -219,13 +219,14 @@ def _mapped_shm_files() -> set[str]:
     return mapped
 
 
-def _leaked_semaphores(before: set[str], timeout: float = 3.0) -> list[str]:
+def _leaked_semaphores(before: set[str], timeout: float = 10.0) -> list[str]:
     """Named semaphores created since ``before`` that no live process has open any more.
 
     multiprocessing unlinks a named semaphore when its object is finalized (the resource
     tracker does it for objects still alive when the program ends). One that stays in
     /dev/shm after every process that used it is gone stays there until reboot. Semaphores
-    of other programs running at the same time are still mapped by them, so they don't count.
+    of other programs running at the same time are still mapped by them, so they don't count;
+    one whose program just ended gets ``timeout`` seconds for its resource tracker to remove it.
     """
     deadline = time.monotonic() + timeout
     while True:
