@@ -410,7 +410,13 @@ def run_with_time_limit(
         while todo or busy:
             while idle and todo:
                 conn, path = idle.pop(), todo.pop()
-                conn.send(path)
+                try:
+                    conn.send(path)
+                except OSError:  # it died while idle: replace it; the path waits
+                    todo.append(path)
+                    stop_worker(conn)
+                    start_worker()
+                    continue
                 busy[conn] = (path, time.monotonic() + limit)
             deadlines = [deadline for _, deadline in busy.values()]
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
