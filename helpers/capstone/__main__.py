@@ -96,7 +96,7 @@ def size(path: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        paths = python_files(args.path)
+        paths = python_files(os.path.abspath(args.path))  # the same spelling in every run
     except OSError as exc:
         where = exc.filename or args.path
         print(f"error: cannot read {where}: {exc.strerror or exc}", file=sys.stderr)
@@ -160,3 +160,6 @@ if __name__ == "__main__":
         sys.exit(main())
     except KeyboardInterrupt:  # Ctrl-C before the run started: nothing to keep
         sys.exit(130)
+    except BrokenPipeError:  # the output went to a reader that stopped early (| head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error
+        sys.exit(1)
