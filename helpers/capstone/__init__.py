@@ -360,6 +360,7 @@ def _run_dask(paths: list[str], workers: int, chunksize: int) -> Iterator[dict[s
 def _serve(conn: Any, stall_on: str | None) -> None:
     """A worker of :func:`run_with_time_limit`: analyse each path it receives until None."""
     ignore_sigint()
+    conn.send("ready")  # started: from now on, the time a file takes is the file's
     while (path := conn.recv()) is not None:
         conn.send(analyse_file(path, stall_on=stall_on))
 
@@ -376,7 +377,9 @@ def run_with_time_limit(
 
     A ``Pool`` can't stop one task; here each worker is a ``Process`` fed one path at a
     time through its own ``Pipe``, so the parent knows which file each worker is on and
-    since when. ``stall_on`` is passed to :func:`analyse_file` (demonstrations only).
+    since when. A worker's clock starts when it is ready, so the time it takes to start
+    (seconds under spawn on a busy machine) is not counted against the first file it is
+    given. ``stall_on`` is passed to :func:`analyse_file` (demonstrations only).
     """
     todo = _check_run_args(paths, workers)[::-1]  # pop() takes them in the given order
     limit = check_seconds(limit, "limit")
@@ -384,6 +387,7 @@ def run_with_time_limit(
         raise ValueError("limit must be > 0 seconds")
     procs: dict[Any, Any] = {}  # the parent's end of each worker's pipe -> its Process
     busy: dict[Any, tuple[str, float]] = {}  # pipe end -> (path, deadline)
+    starting: set[Any] = set()  # pipe ends of workers not ready yet
     idle: list[Any] = []
 
     def start_worker() -> None:
@@ -392,7 +396,7 @@ def run_with_time_limit(
         _started_ignoring_sigint(proc.start)
         theirs.close()
         procs[mine] = proc
-        idle.append(mine)
+        starting.add(mine)
 
     def stop_worker(conn: Any) -> None:
         proc = procs.pop(conn)
@@ -406,15 +410,34 @@ def run_with_time_limit(
         while todo or busy:
             while idle and todo:
                 conn, path = idle.pop(), todo.pop()
-                conn.send(path)
+                try:
+                    conn.send(path)
+                except OSError:  # it died while idle: replace it; the path waits
+                    todo.append(path)
+                    stop_worker(conn)
+                    start_worker()
+                    continue
                 busy[conn] = (path, time.monotonic() + limit)
-            first_deadline = min(deadline for _, deadline in busy.values())
-            for conn in wait(list(busy), timeout=max(0.0, first_deadline - time.monotonic())):
+            deadlines = [deadline for _, deadline in busy.values()]
+            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            for conn in wait([*busy, *starting], timeout=timeout):
+                if conn in starting:
+                    starting.discard(conn)
+                    try:
+                        conn.recv()  # "ready"
+                    except (EOFError, OSError):  # died starting: don't start workers forever
+                        code = procs[conn].exitcode
+                        stop_worker(conn)
+                        raise RuntimeError(
+                            f"a worker died while starting (exit code {code})"
+                        ) from None
+                    idle.append(conn)
+                    continue
                 path, _ = busy.pop(conn)
                 try:
                     record = conn.recv()
                     idle.append(conn)
-                except EOFError:  # the worker died (killed, crashed): report, replace
+                except (EOFError, OSError):  # the worker died (killed, crashed): replace
                     code = procs[conn].exitcode
                     stop_worker(conn)
                     record = {"path": path, "error": f"WorkerDied: exit code {code}"}
@@ -428,15 +451,14 @@ def run_with_time_limit(
                     start_worker()
                     yield {"path": path, "error": f"TimeoutError: still running after {limit:g} s"}
     finally:
-        for conn in list(procs):
-            if conn not in busy:
+        for conn, proc in list(procs.items()):
+            if conn in idle:
                 try:
                     conn.send(None)  # a clean exit for idle workers
+                    proc.join(timeout=1)
                 except OSError:
                     pass
-        for conn, proc in list(procs.items()):
-            proc.join(timeout=1)
-            stop_worker(conn)
+            stop_worker(conn)  # busy or still starting: terminated at once
 
 
 def summary_table(records: Iterable[dict[str, Any]], top: int = 5) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -84,10 +85,18 @@ def progress_bar(total: int, quiet: bool) -> Any:
     return tqdm(total=total, unit="file", file=sys.stderr, disable=disable)
 
 
+def size(path: str) -> int:
+    """The file's size in bytes; 0 if it can't be read (the worker reports why)."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        paths = python_files(args.path)
+        paths = python_files(os.path.abspath(args.path))  # the same spelling in every run
     except OSError as exc:
         where = exc.filename or args.path
         print(f"error: cannot read {where}: {exc.strerror or exc}", file=sys.stderr)
@@ -101,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = {str(p) for p in paths}
     records = {path: r for path, r in done.items() if path in wanted}
     todo = [str(p) for p in paths if str(p) not in records]
+    todo.sort(key=size, reverse=True)  # largest first: no big file left for the end
     print(f"{len(paths)} Python files under {args.path}", end="")
     print(f"; {len(records)} done in an earlier run" if records else "", flush=True)
     if not paths:
@@ -146,4 +156,10 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C before the run started: nothing to keep
+        sys.exit(130)
+    except BrokenPipeError:  # the output went to a reader that stopped early (| head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error
+        sys.exit(1)
