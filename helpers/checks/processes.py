@@ -179,10 +179,10 @@ def check_run_with_deadline(run_with_deadline: Any, *, timeout: float = 8.0) -> 
         _common(name, outcome, jobs, timeout)
         codes = outcome.get("value")
         expect(codes is not None, f"{name} returned None: return the list of exit codes")
-        try:
-            codes = list(codes)
-        except TypeError:
-            fail(f"{name} should return a list of exit codes, got {type(codes).__name__}")
+        expect(
+            isinstance(codes, list),
+            f"{name} should return a list of exit codes, got {type(codes).__name__}",
+        )
         waited = outcome["returned"] - outcome["last_start"]
         ended = outcome["ended"]
         all_ended = max(ended.values(), default=outcome["returned"])

@@ -86,6 +86,14 @@ def _our_children() -> list[psutil.Process]:
     return found
 
 
+def _running(child: psutil.Process) -> bool:
+    """Whether ``child`` still runs (a zombie has ended; it just wasn't reaped yet)."""
+    try:
+        return child.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def _settled(before_threads: int, seconds: float = 3.0) -> tuple[list[Any], int]:
     """Wait up to ``seconds`` for children and threads to go; return what is left."""
     deadline = time.monotonic() + seconds
@@ -132,6 +140,10 @@ def _run(answer: Any, urls: list[str], timeout: float) -> tuple[list[Any], int]:
     if "error" in outcome:
         exc = outcome["error"]
         fail(f"download_and_parse raised {type(exc).__name__}: {exc}")
+    # Right at return: an executor left to shut down on its own (shutdown(wait=False)) still
+    # has its workers, which a with block or shutdown() (wait=True) would have joined.
+    running_at_return = [c for c in _our_children() if _running(c)]
+    threads_at_return = threading.active_count() - before_threads
     value = outcome["value"]
     expect(
         value is not None,
@@ -157,6 +169,12 @@ def _run(answer: Any, urls: list[str], timeout: float) -> tuple[list[Any], int]:
         f"{extra_threads} thread(s) were still running after download_and_parse returned: "
         "shut down every executor you start (a `with` block does it)",
     )
+    expect(
+        not running_at_return and threads_at_return <= 0,
+        f"when download_and_parse returned, {len(running_at_return)} worker process(es) and "
+        f"{max(threads_at_return, 0)} thread(s) were still running (they ended later on their "
+        "own): wait for every pool or executor to finish shutting down before returning",
+    )
     return results, children_seen.peak
 
 
@@ -168,6 +186,7 @@ def check_download_and_parse(download_and_parse: Any) -> None:
     )
     tag = random.randrange(1000, 9999)
     urls = [f"https://example.com/{tag}/page-{i}{'x' * i}" for i in range(5)]
+    urls.insert(3, urls[1])  # the same page twice: one result per url, duplicates included
     results, peak = _run(download_and_parse, urls, timeout=8)
     expect(
         all(isinstance(r, Parsed) for r in results),
@@ -189,8 +208,13 @@ def check_download_and_parse(download_and_parse: Any) -> None:
         "the downloads ran one after another: a download spends its time waiting. Can "
         "several waits happen at the same time?",
     )
-    parse_spans = [r.span for r in results]
     me = os.getpid()
+    expect(
+        all(s.pid == me for s in downloads),
+        "download() ran in another process: a download only waits, and waiting needs no CPU "
+        "of its own. Which kind of worker waits side by side in this process, cheaper to start?",
+    )
+    parse_spans = [r.span for r in results]
     expect(
         all(s.pid != me for s in parse_spans),
         "parse() ran in this process: it is pure-Python computation, so threads in one "
