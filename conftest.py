@@ -358,7 +358,8 @@ class StartMethodRun(IPyNbFile):
             problems.append(
                 "named semaphores left in /dev/shm after the kernel and its processes ended "
                 "(a process killed before its resource tracker could unlink them, or a tracker "
-                f"killed with it): {leaked}"
+                "killed with it; a program killed elsewhere on this machine during the run can "
+                f"leave them too, so run the notebook again on its own to be sure): {leaked}"
             )
         if problems:
             pytest.fail(f"{self.nodeid}: " + "\n".join(problems), pytrace=False)
