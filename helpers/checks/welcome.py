@@ -45,11 +45,16 @@ class Parsed(NamedTuple):
 
 
 def download(url: str) -> Page:
-    """Simulate downloading ``url``: wait, then return the :class:`Page`."""
+    """Simulate downloading ``url``: wait, then return the :class:`Page`.
+
+    The wait is :data:`DOWNLOAD_SECONDS`, or what the url asks for with ``?wait=SECONDS``
+    (the check makes early pages slow, so pages finish out of order, as real ones do).
+    """
     if not isinstance(url, str):
         raise TypeError(f"url must be a str, got {type(url).__name__}")
     start = timeline.now()
-    time.sleep(DOWNLOAD_SECONDS)
+    _, _, asked = url.partition("?wait=")
+    time.sleep(float(asked) if asked else DOWNLOAD_SECONDS)
     text = " ".join([url] * (len(url) % 7 + 3))
     return Page(url, text, timeline.make_span(f"download {url}", start, timeline.now()))
 
@@ -185,7 +190,10 @@ def check_download_and_parse(download_and_parse: Any) -> None:
         "pass the function itself: check_download_and_parse(download_and_parse)",
     )
     tag = random.randrange(1000, 9999)
-    urls = [f"https://example.com/{tag}/page-{i}{'x' * i}" for i in range(5)]
+    # Early pages take longest, so finishing order is the reverse of the urls' order.
+    urls = [
+        f"https://example.com/{tag}/page-{i}{'x' * i}?wait={0.05 * (5 - i):.2f}" for i in range(5)
+    ]
     urls.insert(3, urls[1])  # the same page twice: one result per url, duplicates included
     results, peak = _run(download_and_parse, urls, timeout=8)
     expect(
