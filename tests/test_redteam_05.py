@@ -8,45 +8,13 @@ under a watchdog, so a check that hangs fails the test instead of the suite.
 
 import pickle
 import selectors
-import threading
 import time
 from multiprocessing.connection import wait
 
 import pytest
+from redteam import expect
 
-from helpers.checks import ExerciseFailed
 from helpers.checks import pipes as check
-
-WATCHDOG = 60  # seconds; a check must never get anywhere near this
-
-
-def run_check(check_fn, answer):
-    """Run ``check_fn(answer)`` in a thread; return the exception it raised (or None)."""
-    outcome = {}
-
-    def target():
-        try:
-            check_fn(answer)
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
-            outcome["exc"] = exc
-        outcome["done"] = True
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(WATCHDOG)
-    if not outcome.get("done"):
-        pytest.fail(f"the check hung (still running after {WATCHDOG} s)")
-    return outcome.get("exc")
-
-
-def expect(check_fn, answer, verdict):
-    exc = run_check(check_fn, answer)
-    if verdict == "correct":
-        assert exc is None, f"a right answer was rejected: {exc!r}"
-    else:
-        assert isinstance(exc, ExerciseFailed), f"a wrong answer got {exc!r}, not ExerciseFailed"
-        assert str(exc).strip(), "the hint is empty"
-
 
 # --- Exercise 1: kv_server(conn) ------------------------------------------------------
 
