@@ -73,6 +73,13 @@ def stop_processes(procs: list[Any], timeout: float) -> list[Any]:
     for p in stuck:
         p.terminate()
         p.join()
+    # When the learner's code joins or polls the same process from another thread, that
+    # thread may reap it while our join() sees no child left and returns with the exit code
+    # not yet recorded: give that thread a moment to record it, so the process is not still
+    # listed as running.
+    settle = time.monotonic() + 2.0
+    while any(p.pid and p.exitcode is None for p in procs) and time.monotonic() < settle:
+        time.sleep(0.01)
     return stuck
 
 
