@@ -74,9 +74,10 @@ def stats_server(conn: Any, other_end: Any = None) -> None:
 
     Operations: ``("words", text)`` -> number of words; ``("sum", numbers)`` -> their sum;
     ``("stop", None)`` -> ``("ok", "bye")`` and the server returns. A bad request gets an
-    error reply and the server keeps going; if the other end is closed (``EOFError``) it
-    returns too. ``other_end``, if given, is the client's end of the pipe: the server
-    closes its copy first thing (under fork a child inherits it), so that EOF can arrive.
+    error reply and the server keeps going. If the client went away (``EOFError`` in
+    ``recv()``, or ``BrokenPipeError`` when its reply is sent) the server returns too.
+    ``other_end``, if given, is the client's end of the pipe: the server closes its copy
+    first thing (under fork a child inherits it), so that EOF can arrive.
     """
     _check_conn(conn)
     if other_end is not None:
@@ -88,22 +89,27 @@ def stats_server(conn: Any, other_end: Any = None) -> None:
                 request = conn.recv()
             except EOFError:  # the client went away without saying stop
                 return
-            if not (isinstance(request, tuple) and len(request) == 2):
-                conn.send(("error", f"expected (op, payload), got {request!r}"))
-                continue
-            op, payload = request
+            is_pair = isinstance(request, tuple) and len(request) == 2
+            op, payload = request if is_pair else (None, None)
             try:
-                if op == "stop":
-                    conn.send(("ok", "bye"))
-                    return
-                if op == "words":
-                    conn.send(("ok", len(str(payload).split())))
+                if op is None:
+                    reply = ("error", f"expected (op, payload), got {request!r}")
+                elif op == "stop":
+                    reply = ("ok", "bye")
+                elif op == "words":
+                    reply = ("ok", len(str(payload).split()))
                 elif op == "sum":
-                    conn.send(("ok", sum(payload)))
+                    reply = ("ok", sum(payload))
                 else:
-                    conn.send(("error", f"unknown op {op!r}"))
+                    reply = ("error", f"unknown op {op!r}")
             except TypeError as exc:  # e.g. sum() of something that isn't numbers
-                conn.send(("error", str(exc)))
+                reply = ("error", str(exc))
+            try:
+                conn.send(reply)
+            except BrokenPipeError:  # the client went away before its reply
+                return
+            if op == "stop":
+                return
 
 
 def reply_after(conn: Any, label: str, seconds: float, start: Any = None) -> None:

@@ -39,6 +39,13 @@ def test_stats_server_stops_on_eof():
     pipes.stats_server(server)  # returns instead of hanging
 
 
+def test_stats_server_returns_when_the_client_is_gone_before_its_reply():
+    client, server = multiprocessing.Pipe()
+    client.send(("sum", [1, 2]))
+    client.close()  # the request is still there to read; the reply has nowhere to go
+    pipes.stats_server(server)  # returns quietly instead of raising BrokenPipeError
+
+
 def test_send_chunks_in_process():
     reader, writer = multiprocessing.Pipe(duplex=False)
     pipes.send_chunks(writer, [b"a", b"bc"])
