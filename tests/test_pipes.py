@@ -156,60 +156,70 @@ def kv_right(conn):
     while True:
         try:
             request = conn.recv()
-        except (EOFError, OSError):
+        except (EOFError, OSError):  # the client went away: nobody is left to serve
             return
-        except Exception as exc:  # bytes that don't unpickle
-            conn.send(("error", f"can't unpickle the request: {type(exc).__name__}: {exc}"))
-            continue
-        if not (isinstance(request, tuple) and request):
-            conn.send(("error", f"a request is a non-empty tuple, got {request!r}"))
-            continue
-        op, args = request[0], request[1:]
+        except Exception as exc:  # recv() unpickles: bytes that don't unpickle raise here
+            request = None
+            reply = ("error", f"can't unpickle the request: {type(exc).__name__}: {exc}")
+        else:
+            reply = ("error", f"a request is a non-empty tuple, got {request!r}")
+        stop = False
+        if isinstance(request, tuple) and request:
+            op, args = request[0], request[1:]
+            if not isinstance(op, str):  # compare strings only: == on other types can raise
+                op = None
+            try:
+                if op == "set" and len(args) == 2:
+                    store[args[0]] = args[1]
+                    reply = ("ok", None)
+                elif op == "get" and len(args) == 1:
+                    key = args[0]
+                    reply = ("ok", store[key]) if key in store else ("error", f"no key {key!r}")
+                elif op == "stop" and not args:
+                    reply, stop = ("ok", "bye"), True
+                else:
+                    reply = ("error", f"can't serve {request!r}")
+            except TypeError as exc:  # e.g. a list as a key: it can't be a dict key
+                reply = ("error", str(exc))
         try:
-            if op == "set" and len(args) == 2:
-                store[args[0]] = args[1]
-                reply = ("ok", None)
-            elif op == "get" and len(args) == 1:
-                key = args[0]
-                reply = ("ok", store[key]) if key in store else ("error", f"no key {key!r}")
-            elif op == "stop" and not args:
-                conn.send(("ok", "bye"))
-                return
-            else:
-                reply = ("error", f"can't serve {request!r}")
-        except TypeError as exc:
-            reply = ("error", str(exc))
-        conn.send(reply)
+            conn.send(reply)
+        except OSError:  # BrokenPipeError: the client left before its reply came
+            return
+        if stop:
+            return
 
 
 def kv_right_match(conn):
     store = {}
     with conn:
-        while True:
-            try:
-                request = conn.recv()
-            except EOFError:
-                break
-            except Exception:  # recv() unpickles: garbage raises here
-                conn.send(("error", "unreadable request"))
-                continue
-            match request:
-                case tuple(("set", key, value)):
-                    try:
-                        store[key] = value
-                        conn.send(("ok", None))
-                    except TypeError:
-                        conn.send(("error", "unhashable key"))
-                case tuple(("get", key)):
-                    try:
-                        conn.send(("ok", store[key]))
-                    except (KeyError, TypeError) as exc:
-                        conn.send(("error", f"bad key: {exc!r}"))
-                case tuple(("stop",)):
-                    conn.send(("ok", "bye"))
+        try:
+            while True:
+                try:
+                    request = conn.recv()
+                except EOFError:
                     break
-                case _:
-                    conn.send(("error", "malformed request"))
+                except Exception:  # recv() unpickles: garbage raises here
+                    conn.send(("error", "unreadable request"))
+                    continue
+                match request:
+                    case tuple(("set", key, value)):
+                        try:
+                            store[key] = value
+                            conn.send(("ok", None))
+                        except TypeError:
+                            conn.send(("error", "unhashable key"))
+                    case tuple(("get", key)):
+                        try:
+                            conn.send(("ok", store[key]))
+                        except (KeyError, TypeError) as exc:
+                            conn.send(("error", f"bad key: {exc!r}"))
+                    case tuple(("stop",)):
+                        conn.send(("ok", "bye"))
+                        break
+                    case _:
+                        conn.send(("error", "malformed request"))
+        except OSError:  # the client left before reading a reply
+            return
 
 
 def kv_unpacks_anything(conn):  # treats a string or a list as a request

@@ -422,7 +422,8 @@ def kv_string_op_prefix(conn):
 # right answers
 
 
-def kv_right_match(conn):
+def kv_send_unguarded(conn):
+    # Right in every way but one: a send() to a client that has left raises BrokenPipeError.
     store = {}
     while True:
         try:
@@ -455,6 +456,42 @@ def kv_right_match(conn):
                 conn.send(("error", f"unknown request {request!r}"))
 
 
+def kv_right_match(conn):
+    store = {}
+    try:
+        while True:
+            try:
+                request = conn.recv()
+            except EOFError:
+                return
+            except Exception as exc:  # bytes that don't unpickle
+                conn.send(("error", f"unreadable request: {type(exc).__name__}"))
+                continue
+            if not isinstance(request, tuple):  # a sequence pattern would match a list too
+                conn.send(("error", f"a request is a tuple, not {type(request).__name__}"))
+                continue
+            match request:
+                case ("stop",):
+                    conn.send(("ok", "bye"))
+                    return
+                case ("set", key, value):
+                    try:
+                        store[key] = value
+                    except TypeError:
+                        conn.send(("error", f"key {key!r} can't be a dictionary key"))
+                    else:
+                        conn.send(("ok", None))
+                case ("get", key):
+                    try:
+                        conn.send(("ok", store[key]))
+                    except (KeyError, TypeError):
+                        conn.send(("error", f"no key {key!r}"))
+                case _:
+                    conn.send(("error", f"unknown request {request!r}"))
+    except OSError:  # BrokenPipeError: the client left before reading a reply
+        return
+
+
 def kv_right_dispatch(conn):
     missing = object()
     store = {}
@@ -472,62 +509,68 @@ def kv_right_dispatch(conn):
         return value
 
     handlers = {"set": (2, do_set), "get": (1, do_get)}
-    while True:
-        try:
-            request = conn.recv()
-        except (EOFError, OSError):
-            break
-        except Exception:
-            conn.send(("error", "could not unpickle the request"))
-            continue
-        try:
-            if type(request) is not tuple:
-                raise TypeError("requests must be tuples")
-            if request == ("stop",):
-                conn.send(("ok", "bye"))
+    try:
+        while True:
+            try:
+                request = conn.recv()
+            except (EOFError, OSError):
                 break
-            if not request or not isinstance(request[0], str) or request[0] not in handlers:
-                raise ValueError("unknown operation")
-            arity, handler = handlers[request[0]]
-            if len(request) - 1 != arity:
-                raise ValueError(f"{request[0]} takes {arity} argument(s)")
-            reply = ("ok", handler(*request[1:]))
-        except Exception as exc:
-            reply = ("error", f"{type(exc).__name__}: {exc}")
-        conn.send(reply)
+            except Exception:
+                conn.send(("error", "could not unpickle the request"))
+                continue
+            try:
+                if type(request) is not tuple:
+                    raise TypeError("requests must be tuples")
+                if request == ("stop",):
+                    conn.send(("ok", "bye"))
+                    break
+                if not request or not isinstance(request[0], str) or request[0] not in handlers:
+                    raise ValueError("unknown operation")
+                arity, handler = handlers[request[0]]
+                if len(request) - 1 != arity:
+                    raise ValueError(f"{request[0]} takes {arity} argument(s)")
+                reply = ("ok", handler(*request[1:]))
+            except Exception as exc:
+                reply = ("error", f"{type(exc).__name__}: {exc}")
+            conn.send(reply)
+    except OSError:  # BrokenPipeError: the client left before reading a reply
+        return
 
 
 def kv_right_bytes_wait(conn):
     # raw bytes + pickle by hand, and wait() before each read
     table = {}
-    while True:
-        wait([conn])
-        try:
-            raw = conn.recv_bytes()
-        except EOFError:
-            return
-        try:
-            request = pickle.loads(raw)
-        except Exception:
-            conn.send_bytes(pickle.dumps(("error", "not a pickle")))
-            continue
-        if isinstance(request, tuple) and len(request) == 1 and request[0] == "stop":
-            conn.send_bytes(pickle.dumps(("ok", "bye")))
-            return
-        if isinstance(request, tuple) and len(request) == 3 and request[0] == "set":
+    try:
+        while True:
+            wait([conn])
             try:
-                table[request[1]] = request[2]
-                reply = ("ok", None)
-            except TypeError:
-                reply = ("error", "unhashable key")
-        elif isinstance(request, tuple) and len(request) == 2 and request[0] == "get":
+                raw = conn.recv_bytes()
+            except EOFError:
+                return
             try:
-                reply = ("ok", table[request[1]]) if request[1] in table else ("error", "unset")
-            except TypeError:
-                reply = ("error", "unhashable key")
-        else:
-            reply = ("error", "malformed request")
-        conn.send_bytes(pickle.dumps(reply))
+                request = pickle.loads(raw)
+            except Exception:
+                conn.send_bytes(pickle.dumps(("error", "not a pickle")))
+                continue
+            if isinstance(request, tuple) and len(request) == 1 and request[0] == "stop":
+                conn.send_bytes(pickle.dumps(("ok", "bye")))
+                return
+            if isinstance(request, tuple) and len(request) == 3 and request[0] == "set":
+                try:
+                    table[request[1]] = request[2]
+                    reply = ("ok", None)
+                except TypeError:
+                    reply = ("error", "unhashable key")
+            elif isinstance(request, tuple) and len(request) == 2 and request[0] == "get":
+                try:
+                    reply = ("ok", table[request[1]]) if request[1] in table else ("error", "unset")
+                except TypeError:
+                    reply = ("error", "unhashable key")
+            else:
+                reply = ("error", "malformed request")
+            conn.send_bytes(pickle.dumps(reply))
+    except OSError:  # BrokenPipeError: the client left before reading a reply
+        return
 
 
 KV_WRONG = {
@@ -546,6 +589,7 @@ KV_WRONG = {
     "falsy-value-missing": kv_falsy_is_missing,
     "unpickling-error-crashes": kv_unpickling_crash,
     "op-prefix-case-insensitive": kv_string_op_prefix,
+    "send-to-vanished-client-crashes": kv_send_unguarded,
 }
 KV_RIGHT = {
     "match-statement": kv_right_match,

@@ -116,6 +116,7 @@ def check_kv_server(kv_server: Any, *, timeout: float = 5.0) -> None:
     requests = kv_requests()
     ours, child = _start(learner, "kv_server")
     ours2, child2 = _start(learner, "kv_server")  # for the client that vanishes, below
+    ours3, child3 = _start(learner, "kv_server")  # for the one that leaves mid-request
     try:
         for request, expected in requests:
             reply = _ask(ours, request, timeout)
@@ -135,8 +136,9 @@ def check_kv_server(kv_server: Any, *, timeout: float = 5.0) -> None:
         expect(not child.is_alive(), "after replying ('ok', 'bye') to ('stop',), return")
         expect(child.exitcode == 0, f"the server exited with code {child.exitcode}")
     except BaseException:
-        stop_processes([child2], timeout=0)
+        stop_processes([child2, child3], timeout=0)
         ours2.close()
+        ours3.close()
         raise
     finally:
         stop_processes([child], timeout=0.5)
@@ -162,12 +164,40 @@ def check_kv_server(kv_server: Any, *, timeout: float = 5.0) -> None:
             "(a traceback above?): EOFError means the client is gone; return quietly, and "
             "don't try to send it an error reply",
         )
+    except BaseException:
+        stop_processes([child3], timeout=0)
+        ours3.close()
+        raise
+    finally:
+        stop_processes([child], timeout=0.5)
+        ours.close()
+
+    # The client sends requests and leaves without reading a reply: the server's send()
+    # finds nobody at the other end (BrokenPipeError) and must return quietly too.
+    ours, child = ours3, child3
+    try:
+        for k in range(20):
+            ours.send(("get", f"missing-{k}"))
+        ours.close()
+        child.join(timeout=timeout)
+        expect(
+            not child.is_alive(),
+            f"the client sent requests and closed its end without reading the replies, and "
+            f"{timeout:.0f} s later the server was still running: return once it is gone",
+        )
+        expect(
+            child.exitcode == 0,
+            f"the client sent requests and closed its end without reading the replies; the "
+            f"server exited with code {child.exitcode} (a traceback above?): send() to a "
+            "client that has gone raises BrokenPipeError (an OSError); return quietly then",
+        )
     finally:
         stop_processes([child], timeout=0.5)
         ours.close()
     passed(
         f"{len(requests)} requests answered, every malformed one with an error reply, and "
-        "the server stopped cleanly on ('stop',) and when its client vanished"
+        "the server stopped cleanly on ('stop',) and when its client vanished, even "
+        "before reading its replies"
     )
 
 
@@ -214,10 +244,27 @@ def _run_gather(learner: Any, conns: list, deadline: float, report: Any) -> None
             report.send(("error", f"{type(exc).__name__}: {exc}", took))
 
 
+def _arrive_slowly(message: str) -> str:
+    """Unpickling a flood message lands here: it takes 10 ms, then gives the plain string."""
+    time.sleep(0.01)
+    return message
+
+
+class _SlowMessage:
+    """A string that takes 10 ms to unpickle, so the pipe holds seconds of unread messages
+    (a reader can't catch up with the flood, however busy the machine)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return _arrive_slowly, (self.message,)
+
+
 def _flood(writer: Any, control: Any) -> None:
     """Child process: say "ready"; on a number from ``control``, send ``"f0", "f1", ...`` on
-    ``writer`` as fast as the pipe takes them for that many seconds; then keep ``writer`` open
-    until ``control`` closes."""
+    ``writer`` as fast as the pipe takes them for that many seconds (each one 10 ms to read);
+    then keep ``writer`` open until ``control`` closes."""
     with writer, control:
         try:
             control.send("ready")
@@ -226,7 +273,7 @@ def _flood(writer: Any, control: Any) -> None:
             end = time.monotonic() + control.recv()
             i = 0
             while time.monotonic() < end:
-                writer.send(f"f{i}")
+                writer.send(_SlowMessage(f"f{i}"))
                 i += 1
             control.poll(60)
         except (OSError, EOFError):  # the reader or the check is gone
@@ -240,7 +287,7 @@ def _gather_run(
 
     ``schedule`` holds ``(seconds after the call, "send" or "close", pipe index, message)``,
     or ``(seconds, "flood", pipe index, duration)``: from then on, for ``duration`` seconds,
-    a separate process sends on that pipe as fast as the reader takes the messages.
+    a separate process sends on that pipe as fast as the pipe takes them (each 10 ms to read).
     Returns (outcome or None, seconds from the call to the result, [(sent at, message)],
     seconds from the call to the last close, seconds the call took as timed in the child).
     """
