@@ -139,8 +139,9 @@ def busy_elsewhere() -> Iterator[Load]:
     """Measure how many CPUs *other* programs kept busy during the ``with`` block.
 
     CPU time used by the whole machine (``psutil.cpu_times``) minus the CPU time of this
-    process and its children, divided by the block's duration. ``load.cpus`` is set when
-    the block ends; 0 means the machine was ours alone.
+    process and its children, divided by the block's duration. Children that ended during
+    the block count as ours too (the time of reaped children, where the system reports it:
+    Linux). ``load.cpus`` is set when the block ends; 0 means the machine was ours alone.
     """
     import psutil
 
@@ -154,6 +155,8 @@ def busy_elsewhere() -> Iterator[Load]:
             except psutil.Error:  # a child that ended meanwhile
                 continue
             total += times.user + times.system
+            # children it has already waited for (0 where the system doesn't say)
+            total += getattr(times, "children_user", 0.0) + getattr(times, "children_system", 0.0)
         return total
 
     def machine() -> float:

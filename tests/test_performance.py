@@ -166,6 +166,31 @@ def test_busy_elsewhere_does_not_count_this_process():
     assert "Load(" in repr(load)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reaped children's time: Linux")
+def test_busy_elsewhere_counts_children_that_ended_as_ours(monkeypatch):
+    import types
+
+    import psutil
+
+    me = psutil.Process()
+
+    def only_us():  # a machine where nothing but this process and its children runs
+        t = me.cpu_times()
+        return types.SimpleNamespace(
+            user=t.user + t.children_user, system=t.system + t.children_system
+        )
+
+    monkeypatch.setattr(psutil, "cpu_times", only_us)
+    ctx = multiprocessing.get_context("fork")
+    n = work.calibrate(0.2)
+    with performance.busy_elsewhere() as load:
+        for _ in range(2):  # children that use the CPU, then end and are reaped
+            child = ctx.Process(target=work.busy_sum, args=(n,))
+            child.start()
+            child.join()
+    assert load.cpus < 0.1, load  # their time is ours, not other programs'
+
+
 def test_profiled_busy_sum_writes_one_profile_per_task(tmp_path):
     import pstats
 
