@@ -138,6 +138,26 @@ def test_init_worker_accepts_the_solution(capsys):
     assert capsys.readouterr().out.startswith("Correct:")
 
 
+HIDE_BLAS = """
+import threadpoolctl
+
+_info = threadpoolctl.threadpool_info
+threadpoolctl.threadpool_info = lambda: [lib for lib in _info() if lib["user_api"] != "blas"]
+"""
+
+
+def test_init_worker_says_it_cannot_judge_where_no_blas_is_visible(tmp_path, monkeypatch, capsys):
+    # As on macOS 14+, where NumPy's BLAS (Accelerate) is invisible to threadpoolctl: the
+    # spawned worker imports this sitecustomize, so it finds no BLAS thread pool.
+    (tmp_path / "sitecustomize.py").write_text(HIDE_BLAS)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    checks.check_init_worker(good_init)
+    out = capsys.readouterr().out
+    assert out.startswith("Not checked:") and "Correct" not in out
+    with pytest.raises(ExerciseFailed, match="raised NameError"):  # errors are still reported
+        checks.check_init_worker(raising_init)
+
+
 @pytest.mark.parametrize(
     ("answer", "hint"),
     [
