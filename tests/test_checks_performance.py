@@ -141,8 +141,15 @@ def test_init_worker_accepts_the_solution(capsys):
 HIDE_BLAS = """
 import threadpoolctl
 
-_info = threadpoolctl.threadpool_info
-threadpoolctl.threadpool_info = lambda: [lib for lib in _info() if lib["user_api"] != "blas"]
+_init = threadpoolctl.ThreadpoolController.__init__
+
+
+def _without_blas(self):
+    _init(self)
+    self.lib_controllers = [lib for lib in self.lib_controllers if lib.user_api != "blas"]
+
+
+threadpoolctl.ThreadpoolController.__init__ = _without_blas
 """
 
 

@@ -293,3 +293,75 @@ def test_init_worker(answer, right):
     else:
         with pytest.raises(ExerciseFailed):
             check_init_worker(answer)
+
+
+# ------------------------------------------- Exercise 2, round 2: fooling threadpoolctl
+# Since the check says "Not checked" where threadpoolctl sees no BLAS (Apple's Accelerate),
+# an initializer could hide the BLAS, or fake its count, by patching threadpoolctl in the
+# worker. The check now reads the threads through controllers it made before any learner
+# code ran there, and notices a worker that dies in the initializer.
+
+
+def i_hides_blas_from_info(total_cpus, workers):
+    threadpoolctl.threadpool_info = lambda: []
+
+
+def i_hides_blas_from_controller(total_cpus, workers):
+    original = threadpoolctl.ThreadpoolController.__init__
+
+    def init(self):
+        original(self)
+        self.lib_controllers = []
+
+    threadpoolctl.ThreadpoolController.__init__ = init
+
+
+def i_fakes_the_count(total_cpus, workers):
+    share = max(1, total_cpus // workers)
+    real = threadpoolctl.threadpool_info
+    threadpoolctl.threadpool_info = lambda: [dict(lib, num_threads=share) for lib in real()]
+
+
+def i_fakes_controller_info(total_cpus, workers):
+    share = max(1, total_cpus // workers)
+    real = threadpoolctl.ThreadpoolController.info
+    threadpoolctl.ThreadpoolController.info = lambda self: [
+        dict(lib, num_threads=share) for lib in real(self)
+    ]
+
+
+def i_hides_threadpoolctl(total_cpus, workers):
+    import sys
+
+    sys.modules["threadpoolctl"] = None  # the check's own import in the worker then fails
+
+
+def i_exits_hard(total_cpus, workers):
+    os._exit(0)  # no SystemExit to catch: the pool starts another worker, again and again
+
+
+def i_right_divmod_default_api(total_cpus, workers):
+    share, _ = divmod(total_cpus, workers)
+    threadpoolctl.threadpool_limits(share or 1)  # every API, BLAS included
+
+
+INITS_ROUND2 = [
+    pytest.param(i_hides_blas_from_info, False, id="patches-threadpool_info-empty"),
+    pytest.param(i_hides_blas_from_controller, False, id="patches-controller-no-libs"),
+    pytest.param(i_fakes_the_count, False, id="patches-threadpool_info-fake-count"),
+    pytest.param(i_fakes_controller_info, False, id="patches-controller-info-fake-count"),
+    pytest.param(i_hides_threadpoolctl, False, id="hides-threadpoolctl-module"),
+    pytest.param(i_exits_hard, False, id="os-exit-in-initializer"),
+    pytest.param(i_right_divmod_default_api, True, id="right-divmod-all-apis"),
+]
+
+
+@pytest.mark.parametrize(("answer", "right"), INITS_ROUND2)
+def test_init_worker_round2(answer, right, capsys):
+    if right:
+        check_init_worker(answer)
+        assert capsys.readouterr().out.startswith("Correct:")
+    else:
+        with pytest.raises(ExerciseFailed):
+            check_init_worker(answer)
+        assert "Not checked" not in capsys.readouterr().out

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
+import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -155,16 +158,37 @@ STARTING_THREADS = 8
 INIT_TIMEOUT = 60  # seconds a worker may take to start and answer
 
 _init_error: str | None = None
+# (get, set) for each BLAS thread pool threadpoolctl finds in this worker, captured before
+# any learner code runs there: an initializer that patches threadpoolctl (to report a number
+# it never set, or no BLAS at all) can't change what the check reads.
+_blas: list[tuple[Callable[[], Any], Callable[[int], Any]]] | None = None
 
 
-def _start_worker(init: Any, total_cpus: int, workers: int) -> None:
-    """Initializer the check gives the pool: BLAS at STARTING_THREADS, then the learner's."""
+def _blas_pools() -> list[tuple[Callable[[], Any], Callable[[int], Any]]]:
+    global _blas
+    if _blas is None:
+        import numpy  # noqa: F401  (loads the BLAS library)
+        from threadpoolctl import ThreadpoolController
+
+        _blas = [
+            (lib.get_num_threads, lib.set_num_threads)
+            for lib in ThreadpoolController().lib_controllers
+            if lib.user_api == "blas"
+        ]
+    return _blas
+
+
+def _start_worker(init: Any, total_cpus: int, workers: int, started: Any = None) -> None:
+    """Initializer the check gives the pool: BLAS at STARTING_THREADS, then the learner's.
+    As the pool's initializer it first puts its pid on ``started`` (a worker the pool had to
+    replace shows up as a second pid)."""
     global _init_error
-    import numpy  # noqa: F401
-    from threadpoolctl import threadpool_limits
-
+    pools = _blas_pools()
+    if started is not None:
+        started.put(os.getpid())
     _init_error = None
-    threadpool_limits(limits=STARTING_THREADS, user_api="blas")
+    for _, set_threads in pools:
+        set_threads(STARTING_THREADS)
     try:
         init(total_cpus, workers)
     except BaseException as exc:  # reported to the learner as a hint (sys.exit() included:
@@ -173,14 +197,10 @@ def _start_worker(init: Any, total_cpus: int, workers: int) -> None:
 
 
 def _report() -> tuple[int, str | None, bool]:
-    """The worker's BLAS threads, its initializer's error, and whether threadpoolctl sees a
+    """The worker's BLAS threads, its initializer's error, and whether threadpoolctl saw a
     BLAS at all (it can't see Apple's Accelerate, NumPy's BLAS on macOS 14 and later)."""
-    from threadpoolctl import threadpool_info
-
-    from helpers.performance import blas_threads
-
-    visible = any(lib["user_api"] == "blas" for lib in threadpool_info())
-    return blas_threads(), _init_error, visible
+    pools = _blas_pools()
+    return max((get() or 0 for get, _ in pools), default=0), _init_error, bool(pools)
 
 
 def _start_again(init: Any, total_cpus: int, workers: int) -> tuple[int, str | None, bool]:
@@ -208,19 +228,22 @@ def check_init_worker(init_worker: Callable[[int, int], Any]) -> None:
     # initializer that never returns can't make the check hang after the timeout. The first
     # case runs as the pool's initializer; the others run it again in the same worker (one
     # spawn start-up in all), each starting from STARTING_THREADS again.
-    with spawn.Pool(1, initializer=_start_worker, initargs=(func, *BLAS_CASES[0])) as pool:
+    started = spawn.SimpleQueue()
+    pool = spawn.Pool(1, initializer=_start_worker, initargs=(func, *BLAS_CASES[0], started))
+    with pool, contextlib.closing(started):
         for case, (total, workers) in enumerate(BLAS_CASES):
             want = expected_threads(total, workers)
             if case == 0:
                 answer = pool.apply_async(_report)
             else:
                 answer = pool.apply_async(_start_again, (func, total, workers))
+            _wait_for(answer, started)
             try:
-                threads, error, visible = answer.get(timeout=INIT_TIMEOUT)
-            except multiprocessing.TimeoutError:
+                threads, error, visible = answer.get(timeout=0)
+            except Exception as exc:  # e.g. the initializer broke what the report needs
                 fail(
-                    f"a worker did not answer within {INIT_TIMEOUT:g} s: does your initializer "
-                    "wait for something?"
+                    f"the worker failed after your initializer ran ({type(exc).__name__}: "
+                    f"{exc}): set the limit and return, changing nothing else"
                 )
             if error is None and not visible:
                 print(
@@ -235,6 +258,29 @@ def check_init_worker(init_worker: Callable[[int, int], Any]) -> None:
         "each worker's BLAS now uses its share of the CPUs (4 of 8 with 2 workers, and at "
         "least 1), so the pool no longer runs more threads than there are CPUs."
     )
+
+
+def _wait_for(answer: Any, started: Any) -> None:
+    """Wait for ``answer`` (an AsyncResult) for up to INIT_TIMEOUT s; fail at once if the
+    pool had to start a second worker: the first one exited while running the initializer
+    (or the task), so the answer would never come."""
+    pids = []
+    deadline = time.monotonic() + INIT_TIMEOUT
+    while not answer.ready():
+        while not started.empty():
+            pids.append(started.get())
+        expect(
+            len(pids) <= 1,
+            "the worker exited while running your initializer (os._exit()? a crash?), and "
+            "the pool started another one: set the limit and return, so that the worker "
+            "goes on to run its tasks",
+        )
+        if time.monotonic() > deadline:
+            fail(
+                f"a worker did not answer within {INIT_TIMEOUT:g} s: does your initializer "
+                "wait for something?"
+            )
+        answer.wait(0.1)
 
 
 def _judge_threads(
