@@ -490,3 +490,35 @@ def test_batch_has_failures():
         assert any(x < 0 for x in batch) and any(x >= 0 for x in batch)
         assert all(math.isfinite(x) for x in batch)
     assert set(BATCH) != set(OTHER_BATCH)
+
+
+def test_scratch_folder_is_removed_while_abandoned_workers_still_write():
+    """An answer that returns joblib's generator leaves workers writing notes into the
+    check's folder after the check has failed it: removing the folder must not raise at the
+    learner (TemporaryDirectory raised 'Directory not empty' in CI)."""
+    import threading
+    from pathlib import Path
+
+    stop, failed_writes = threading.Event(), []
+
+    def keep_writing(folder):
+        notes = Path(folder) / "calls-x"
+        notes.mkdir()
+        i = 0
+        while not stop.is_set():
+            try:
+                (notes / f"{i}.json").write_text("[]")
+            except OSError:  # the folder is gone: what the recorder suppresses too
+                failed_writes.append(i)
+            i += 1
+
+    with checks_beyond._scratch_folder("course-test-") as folder:
+        writer = threading.Thread(target=keep_writing, args=(folder,))
+        writer.start()
+        time.sleep(0.05)
+    try:
+        assert not os.path.exists(folder)
+        assert failed_writes  # it was still writing when the folder went
+    finally:
+        stop.set()
+        writer.join(timeout=10)

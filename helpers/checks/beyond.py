@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import math
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -98,6 +99,26 @@ def _recording(file_row_totals: Callable, folder: str) -> Iterator[None]:
         beyond.block_total = _BLOCK_TOTAL  # type: ignore[assignment]
         if swap and namespace.get("block_total") is recorder:
             namespace["block_total"] = _BLOCK_TOTAL
+
+
+@contextlib.contextmanager
+def _scratch_folder(prefix: str) -> Iterator[str]:
+    """A temporary folder, removed at the end even while workers of an abandoned answer (a
+    joblib generator nobody consumed) still write into it: ``TemporaryDirectory`` would
+    raise ``OSError`` (directory not empty) at the learner instead of the check's hint."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield folder
+    finally:
+        deadline = time.monotonic() + 2
+        while os.path.exists(folder):
+            try:
+                shutil.rmtree(folder)
+            except OSError:  # a file appeared or vanished while it was being removed
+                if time.monotonic() > deadline:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    break
+                time.sleep(0.05)
 
 
 def _judge_file(file_row_totals: Callable, path: Path, block: int, joblib_tmp: str) -> int:
@@ -247,7 +268,7 @@ def check_file_row_totals(file_row_totals: Callable[[str, int], Any]) -> None:
     counts = []
     with (
         tempfile.TemporaryDirectory(prefix="course-check-") as folder,
-        tempfile.TemporaryDirectory(prefix="course-check-joblib-") as joblib_tmp,
+        _scratch_folder("course-check-joblib-") as joblib_tmp,
     ):
         for i, (shape, dtype, block) in enumerate(FILE_CASES):
             path = Path(folder) / f"data-{i}.npy"
