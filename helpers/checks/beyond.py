@@ -101,24 +101,25 @@ def _recording(file_row_totals: Callable, folder: str) -> Iterator[None]:
             namespace["block_total"] = _BLOCK_TOTAL
 
 
+_SCRATCH_RETRY_SECONDS = 2.0
+
+
 @contextlib.contextmanager
 def _scratch_folder(prefix: str) -> Iterator[str]:
     """A temporary folder, removed at the end even while workers of an abandoned answer (a
     joblib generator nobody consumed) still write into it: ``TemporaryDirectory`` would
-    raise ``OSError`` (directory not empty) at the learner instead of the check's hint."""
+    raise ``OSError`` (directory not empty) at the learner instead of the check's hint.
+    Removal is retried for ``_SCRATCH_RETRY_SECONDS``, then left; it never raises."""
     folder = tempfile.mkdtemp(prefix=prefix)
     try:
         yield folder
     finally:
-        deadline = time.monotonic() + 2
-        while os.path.exists(folder):
-            try:
-                shutil.rmtree(folder)
-            except OSError:  # a file appeared or vanished while it was being removed
-                if time.monotonic() > deadline:
-                    shutil.rmtree(folder, ignore_errors=True)
-                    break
-                time.sleep(0.05)
+        deadline = time.monotonic() + _SCRATCH_RETRY_SECONDS
+        while True:
+            shutil.rmtree(folder, ignore_errors=True)  # removes what it can, never raises
+            if not os.path.exists(folder) or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
 
 
 def _judge_file(file_row_totals: Callable, path: Path, block: int, joblib_tmp: str) -> int:
